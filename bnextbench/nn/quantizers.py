@@ -1,0 +1,185 @@
+"""Quantizers: modules that map a real tensor to its low-precision value.
+
+Every quantizer carries ``bits``, the precision of what it emits. Layers hold one quantizer for
+their input and one for their weight, and the complexity counter reads precision from those
+attributes (larq style), never from class names. A layer without a quantizer is 32-bit float.
+
+Gradients use the straight-through pattern ``out = surrogate(x) + (q(x) - surrogate(x)).detach()``:
+the forward value is ``q(x)`` and the backward pass is the derivative of ``surrogate``.
+Sign functions here map 0 to +1, so binary tensors hold exactly two values (the reference
+BNext code uses ``torch.sign``, which maps 0 to 0).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FLOAT_BITS = 32
+
+
+def precision_of(quantizer: nn.Module | None) -> int:
+    """Bits of the values a quantizer emits; a missing or plain module passes floats through."""
+    return getattr(quantizer, "bits", FLOAT_BITS)
+
+
+def binary_sign(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) with sign(0) = +1."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+def straight_through(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
+    """Forward ``value``, backward the gradient of ``surrogate``."""
+    return surrogate + (value - surrogate).detach()
+
+
+class _ShiftedSign(nn.Module):
+    """Shared part of the activation binarizers: optional learnable per-channel shift, then sign."""
+
+    bits = 1
+
+    def __init__(self, channels: int | None = None):
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1)) if channels else None
+
+    def surrogate(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shift is not None:
+            x = x + self.shift
+        return straight_through(binary_sign(x), self.surrogate(x))
+
+
+class HardSign(_ShiftedSign):
+    """Sign with a clipped straight-through estimator (BNext; XNOR-Net with ``clip=1``).
+
+    Forward:  a_b = sign(x + b), b a learnable per-channel shift (absent when ``channels`` is None).
+    Backward: d a_b / d x = 1 if |x + b| <= clip else 0 (BNext: clip = 1.5).
+    """
+
+    def __init__(self, channels: int | None = None, clip: float = 1.5):
+        super().__init__(channels)
+        self.clip = clip
+
+    def surrogate(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(-self.clip, self.clip)
+
+    def extra_repr(self) -> str:
+        return f"bits=1, clip={self.clip}, shift={self.shift is not None}"
+
+
+class ApproxSign(_ShiftedSign):
+    """Sign with the piecewise-quadratic gradient of Bi-Real Net; with a shift it is ReActNet's RSign.
+
+    Forward:  a_b = sign(x + b) (b learnable per channel for RSign, absent for Bi-Real).
+    Backward: d a_b / d x = 2 - 2|x + b| if |x + b| < 1 else 0.
+    """
+
+    def surrogate(self, x: torch.Tensor) -> torch.Tensor:
+        clipped = x.clamp(-1.0, 1.0)
+        return 2 * clipped - clipped * clipped.abs()
+
+    def extra_repr(self) -> str:
+        return f"bits=1, shift={self.shift is not None}"
+
+
+class ProgressiveSign(nn.Module):
+    """BNext's progressive weight binarizer (from BoolNet), temperature tau kept as a saved buffer.
+
+    Forward:  W_b = clip(W / tau, -1, 1) while tau >= ``sign_below``; W_b = sign(W) once tau < ``sign_below``.
+              In training the latent W is first clamped in place to [-latent_clip, latent_clip].
+    Backward: identity straight-through, d W_b / d W = 1 (no mask, no 1/tau factor).
+    tau starts at 1 and is decayed by the training recipe; ``bits`` is the deployed precision.
+    """
+
+    bits = 1
+
+    def __init__(self, sign_below: float = 1e-7, latent_clip: float = 1.5):
+        super().__init__()
+        self.sign_below = sign_below
+        self.latent_clip = latent_clip
+        self.register_buffer("tau", torch.ones(1))
+
+    @property
+    def is_sign(self) -> bool:
+        return float(self.tau) < self.sign_below
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                weight.clamp_(-self.latent_clip, self.latent_clip)
+        if self.is_sign:
+            value = binary_sign(weight)
+        else:
+            value = (weight / self.tau).clamp(-1.0, 1.0)
+        return straight_through(value, weight)
+
+    def extra_repr(self) -> str:
+        return f"bits=1, tau={float(self.tau):.3g}, sign_below={self.sign_below:g}"
+
+
+class ScaledSign(nn.Module):
+    """Sign of the weights with a per-output-channel scale alpha = mean|W| (XNOR-Net, Bi-Real, ReActNet).
+
+    Forward:  W_b = sign(W) (exactly +-1); the layer multiplies its output channel c by
+              alpha_c = mean(|W_c|), computed from W and detached, which equals a conv with alpha_c * sign(W_c).
+    Backward: d W_b / d W = 1 if |W| <= 1 else 0 (clipped straight-through).
+    """
+
+    bits = 1
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return straight_through(binary_sign(weight), weight.clamp(-1.0, 1.0))
+
+    @staticmethod
+    def output_scale(weight: torch.Tensor) -> torch.Tensor:
+        return weight.detach().abs().flatten(1).mean(dim=1)
+
+    def extra_repr(self) -> str:
+        return "bits=1, alpha=mean|W| per output channel"
+
+
+class MinMaxQuantizer(nn.Module):
+    """Uniform asymmetric min-max quantizer with ``bits`` bits (the 8-bit layers of BNext-quant).
+
+    Forward:  over each group g, q = round((x - min_g) / s_g) * s_g + min_g with s_g = (max_g - min_g) / (2^bits - 1).
+              Groups (``group_dims`` are the dims reduced together): weights per output row (the
+              reference's per-(out, in) kernel slice for k x k kernels), activations per sample and channel.
+    Backward: identity straight-through, d q / d x = 1.
+    """
+
+    def __init__(self, bits: int, group_dims: tuple[int, ...]):
+        super().__init__()
+        if not 2 <= bits <= 16:
+            raise ValueError(f"MinMaxQuantizer supports 2..16 bits, got {bits}")
+        self.bits = bits
+        self.group_dims = group_dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            dims = tuple(d % x.dim() for d in self.group_dims)
+            low = x.amin(dim=dims, keepdim=True)
+            step = (x.amax(dim=dims, keepdim=True) - low).clamp_min(1e-8) / (2**self.bits - 1)
+            value = torch.round((x - low) / step) * step + low
+        return straight_through(value, x)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, group_dims={self.group_dims}"
+
+
+class PreQuantized(nn.Module):
+    """Identity that declares data already held at ``bits`` bits (8-bit image pixels at the stem).
+
+    Forward: x. Backward: identity.
+    """
+
+    def __init__(self, bits: int):
+        super().__init__()
+        self.bits = bits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"

@@ -1,0 +1,62 @@
+"""Count registered models and architecture specs: the glue between the registry and the counter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .complexity import Complexity, check_resolution, count_model, count_sites
+from .errors import BnextbenchError
+from .models import DEFAULT_RESOLUTION, BNextSpec, bnext_extra_params, bnext_layer_sites, create_model
+
+SMALL_INPUT_MAX_RESOLUTION = 64
+
+
+def uses_small_input(resolution: int) -> bool:
+    """Inputs up to 64 pixels (CIFAR, digits) get the stride-1 stem; larger ones the ImageNet stem."""
+    return resolution <= SMALL_INPUT_MAX_RESOLUTION
+
+
+def profile_model(
+    name: str,
+    resolution: int = DEFAULT_RESOLUTION,
+    num_classes: int = 1000,
+    ops_rule: str = "bits",
+    small_input: bool | None = None,
+    per_layer: bool = False,
+) -> Complexity:
+    """Count a registered model; it is built on the meta device, so no weights are allocated."""
+    check_resolution(resolution)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise BnextbenchError(f"num_classes must be a positive integer, got {num_classes!r}")
+    small = uses_small_input(resolution) if small_input is None else small_input
+    with torch.device("meta"):
+        model = create_model(name, num_classes=num_classes, small_input=small)
+    return count_model(model, resolution, ops_rule, name=name, per_layer=per_layer)
+
+
+def profile_spec(spec: BNextSpec, resolution: int, ops_rule: str = "bits", per_layer: bool = False) -> Complexity:
+    """Count a BNext spec analytically, without building it."""
+    check_resolution(resolution)
+    return count_sites(
+        bnext_layer_sites(spec, resolution),
+        bnext_extra_params(spec),
+        model=f"bnext-spec-{spec.hash}",
+        resolution=resolution,
+        num_classes=spec.num_classes,
+        ops_rule=ops_rule,
+        per_layer=per_layer,
+    )
+
+
+def load_spec(path: str | Path) -> BNextSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise BnextbenchError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
+    try:
+        return BNextSpec.from_json(text)
+    except BnextbenchError as exc:
+        raise BnextbenchError(f"{path}: {exc}") from None
