@@ -28,6 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+if not console.is_terminal:  # files and pipes get whole tables, not an 80-column squeeze
+    console = Console(width=200)
 
 OpsRule = enum.Enum("OpsRule", {rule.replace("-", "_"): rule for rule in OPS_RULES}, type=str)
 
@@ -76,7 +78,7 @@ def _summary_table(reports: list[Complexity], title: str) -> Table:
     table = Table(title=title)
     for header in ("model", "params (M)", "binary params (M)", "BOPs (G)", "FLOPs (M)", "OPs (M)", "degree (%)",
                    "size (MiB)"):
-        table.add_column(header, justify="left" if header == "model" else "right")
+        table.add_column(header, justify="left" if header == "model" else "right", no_wrap=header == "model")
     for report in reports:
         table.add_row(
             report.model,
@@ -148,7 +150,7 @@ def profile(
 def _layer_table(report: Complexity) -> Table:
     table = Table(title="Layers (MACs, BOPs and FLOPs as absolute counts)")
     for header in LAYER_FIELDS:
-        table.add_column(header, justify="left" if header in ("name", "kind") else "right")
+        table.add_column(header, justify="left" if header in ("name", "kind") else "right", no_wrap=header == "name")
     for layer in report.layers:
         table.add_row(*(f"{getattr(layer, f):g}" if f == "flops" else str(getattr(layer, f)) for f in LAYER_FIELDS))
     return table

@@ -4,8 +4,8 @@ Every quantizer carries ``bits``, the precision of what it emits. Layers hold on
 their input and one for their weight, and the complexity counter reads precision from those
 attributes (larq style), never from class names. A layer without a quantizer is 32-bit float.
 
-Gradients use the straight-through pattern ``out = surrogate(x) + (q(x) - surrogate(x)).detach()``:
-the forward value is ``q(x)`` and the backward pass is the derivative of ``surrogate``.
+Gradients use the straight-through pattern ``out = q(x) + surrogate(x) - detach(surrogate(x))``:
+the forward value is exactly ``q(x)`` and the backward pass is the derivative of ``surrogate``.
 Sign functions here map 0 to +1, so binary tensors hold exactly two values (the reference
 BNext code uses ``torch.sign``, which maps 0 to 0).
 """
@@ -29,8 +29,8 @@ def binary_sign(x: torch.Tensor) -> torch.Tensor:
 
 
 def straight_through(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
-    """Forward ``value``, backward the gradient of ``surrogate``."""
-    return surrogate + (value - surrogate).detach()
+    """Forward exactly ``value`` (s - s.detach() is exactly 0), backward the gradient of ``surrogate``."""
+    return value.detach() + (surrogate - surrogate.detach())
 
 
 class _ShiftedSign(nn.Module):
@@ -55,7 +55,7 @@ class HardSign(_ShiftedSign):
     """Sign with a clipped straight-through estimator (BNext; XNOR-Net with ``clip=1``).
 
     Forward:  a_b = sign(x + b), b a learnable per-channel shift (absent when ``channels`` is None).
-    Backward: d a_b / d x = 1 if |x + b| <= clip else 0 (BNext: clip = 1.5).
+    Backward: d a_b / d x = 1 if |x + b| < clip else 0 (BNext: clip = 1.5).
     """
 
     def __init__(self, channels: int | None = None, clip: float = 1.5):
@@ -124,7 +124,7 @@ class ScaledSign(nn.Module):
 
     Forward:  W_b = sign(W) (exactly +-1); the layer multiplies its output channel c by
               alpha_c = mean(|W_c|), computed from W and detached, which equals a conv with alpha_c * sign(W_c).
-    Backward: d W_b / d W = 1 if |W| <= 1 else 0 (clipped straight-through).
+    Backward: d W_b / d W = 1 if |W| < 1 else 0 (clipped straight-through).
     """
 
     bits = 1

@@ -1,0 +1,102 @@
+"""Forward and backward formulas of the quantizers, as their docstrings state them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bnextbench.nn import (
+    ApproxSign,
+    HardSign,
+    MinMaxQuantizer,
+    PreQuantized,
+    ProgressiveSign,
+    QuantConv2d,
+    ScaledSign,
+    layer_precision,
+)
+
+POINTS = torch.tensor([-2.0, -1.5, -0.9, -0.25, 0.0, 0.25, 0.9, 1.4, 2.0])
+
+
+def value_and_grad(quantizer, x):
+    x = x.clone().requires_grad_(True)
+    out = quantizer(x)
+    out.sum().backward()
+    return out.detach(), x.grad
+
+
+def test_hard_sign_clips_the_gradient_at_1_5():
+    out, grad = value_and_grad(HardSign(), POINTS)
+    assert out.tolist() == [-1, -1, -1, -1, 1, 1, 1, 1, 1]
+    assert grad.tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 0]  # |x| < 1.5 passes; -1.5 sits on the edge
+    _, grad = value_and_grad(HardSign(clip=1.0), POINTS)
+    assert grad.tolist() == [0, 0, 1, 1, 1, 1, 1, 0, 0]
+
+
+def test_learnable_shift_moves_the_threshold_and_learns():
+    sign = HardSign(channels=2)
+    with torch.no_grad():
+        sign.shift.copy_(torch.tensor([0.5, -0.5]).view(1, 2, 1, 1))
+    x = torch.full((1, 2, 1, 1), -0.25)
+    assert sign(x).flatten().tolist() == [1.0, -1.0]
+    sign(x).sum().backward()
+    assert sign.shift.grad.flatten().tolist() == [1.0, 1.0]
+
+
+def test_approx_sign_gradient_is_2_minus_2_abs_x():
+    out, grad = value_and_grad(ApproxSign(), POINTS)
+    assert out.tolist() == [-1, -1, -1, -1, 1, 1, 1, 1, 1]
+    expected = torch.where(POINTS.abs() < 1, 2 - 2 * POINTS.abs(), torch.zeros(()))
+    assert torch.allclose(grad, expected)
+
+
+def test_progressive_sign_clips_by_tau_then_turns_sign():
+    quantizer = ProgressiveSign().eval()
+    weight = torch.tensor([-0.3, -0.01, 0.02, 0.4])
+    quantizer.tau.fill_(0.1)
+    out, grad = value_and_grad(quantizer, weight)
+    assert torch.allclose(out, torch.tensor([-1.0, -0.1, 0.2, 1.0]))
+    assert grad.tolist() == [1, 1, 1, 1]  # identity straight-through, no 1/tau, no mask
+    quantizer.tau.fill_(0.9e-7)
+    assert quantizer.is_sign and quantizer(weight).tolist() == [-1, -1, 1, 1]
+    assert "tau" in dict(quantizer.named_buffers())
+
+
+def test_progressive_sign_clamps_latent_weights_in_training():
+    quantizer = ProgressiveSign().train()
+    weight = torch.nn.Parameter(torch.tensor([-3.0, 0.5, 2.0]))
+    quantizer(weight)
+    assert weight.tolist() == [-1.5, 0.5, 1.5]
+
+
+def test_scaled_sign_emits_plus_minus_one_and_scales_the_output():
+    torch.manual_seed(0)
+    conv = QuantConv2d(4, 3, 3, weight_quantizer=ScaledSign())
+    x = torch.randn(1, 4, 5, 5)
+    alpha = conv.weight.abs().mean(dim=(1, 2, 3))
+    reference = torch.nn.functional.conv2d(x, alpha.view(3, 1, 1, 1) * conv.weight.sign(), padding=1)
+    assert torch.allclose(conv(x), reference, atol=1e-6)
+    _, grad = value_and_grad(ScaledSign(), torch.tensor([-1.5, -0.5, 0.5, 1.5]))
+    assert grad.tolist() == [0, 1, 1, 0]
+
+
+def test_min_max_quantizer_has_2_pow_bits_levels_per_group():
+    x = torch.randn(4, 1000)
+    out, grad = value_and_grad(MinMaxQuantizer(4, (1,)), x)
+    for row, quantized in zip(x, out):
+        assert len(quantized.unique()) <= 16
+        step = (row.max() - row.min()) / 15
+        assert (quantized - row).abs().max() <= step / 2 + 1e-6
+    assert torch.equal(grad, torch.ones_like(x))
+    with pytest.raises(ValueError):
+        MinMaxQuantizer(1, (1,))
+
+
+def test_layers_report_their_precision():
+    assert layer_precision(QuantConv2d(3, 3, 3)) == (32, 32)
+    binary = QuantConv2d(3, 3, 3, input_quantizer=HardSign(3), weight_quantizer=ProgressiveSign())
+    assert layer_precision(binary) == (1, 1)
+    stem = QuantConv2d(3, 8, 3, input_quantizer=PreQuantized(8), weight_quantizer=MinMaxQuantizer(8, (2, 3)))
+    assert layer_precision(stem) == (8, 8)
+    assert layer_precision(torch.nn.Linear(2, 2)) == (32, 32)
