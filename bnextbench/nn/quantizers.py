@@ -33,6 +33,35 @@ def straight_through(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tens
     return value.detach() + (surrogate - surrogate.detach())
 
 
+class _ClippedSign(torch.autograd.Function):
+    """sign(x) forward; gradient passed where |x| < clip."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, clip: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.clip = clip
+        return binary_sign(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad.masked_fill(x.abs() >= ctx.clip, 0.0), None
+
+
+class _PolynomialSign(torch.autograd.Function):
+    """sign(x) forward; gradient 2 - 2|x| inside (-1, 1), 0 outside."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return binary_sign(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * (2 - 2 * x.abs()).clamp_min(0.0)
+
+
 class _ShiftedSign(nn.Module):
     """Shared part of the activation binarizers: optional learnable per-channel shift, then sign."""
 
@@ -42,13 +71,13 @@ class _ShiftedSign(nn.Module):
         super().__init__()
         self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1)) if channels else None
 
-    def surrogate(self, x: torch.Tensor) -> torch.Tensor:
+    def binarize(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.shift is not None:
             x = x + self.shift
-        return straight_through(binary_sign(x), self.surrogate(x))
+        return self.binarize(x)
 
 
 class HardSign(_ShiftedSign):
@@ -62,8 +91,8 @@ class HardSign(_ShiftedSign):
         super().__init__(channels)
         self.clip = clip
 
-    def surrogate(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(-self.clip, self.clip)
+    def binarize(self, x: torch.Tensor) -> torch.Tensor:
+        return _ClippedSign.apply(x, self.clip)
 
     def extra_repr(self) -> str:
         return f"bits=1, clip={self.clip}, shift={self.shift is not None}"
@@ -76,9 +105,8 @@ class ApproxSign(_ShiftedSign):
     Backward: d a_b / d x = 2 - 2|x + b| if |x + b| < 1 else 0.
     """
 
-    def surrogate(self, x: torch.Tensor) -> torch.Tensor:
-        clipped = x.clamp(-1.0, 1.0)
-        return 2 * clipped - clipped * clipped.abs()
+    def binarize(self, x: torch.Tensor) -> torch.Tensor:
+        return _PolynomialSign.apply(x)
 
     def extra_repr(self) -> str:
         return f"bits=1, shift={self.shift is not None}"
@@ -109,10 +137,9 @@ class ProgressiveSign(nn.Module):
         if self.training:
             with torch.no_grad():
                 weight.clamp_(-self.latent_clip, self.latent_clip)
-        if self.is_sign:
-            value = binary_sign(weight)
-        else:
-            value = (weight / self.tau).clamp(-1.0, 1.0)
+        # Both branches on the (small) weight tensor: no host sync on tau, one graph for compilers.
+        soft = (weight / self.tau.clamp_min(self.sign_below)).clamp(-1.0, 1.0)
+        value = torch.where(self.tau < self.sign_below, binary_sign(weight), soft)
         return straight_through(value, weight)
 
     def extra_repr(self) -> str:
