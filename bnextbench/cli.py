@@ -174,6 +174,212 @@ def import_checkpoint(
     console.print(f"imported {checkpoint} into {model} ({imported.num_classes} classes) -> {out}")
 
 
+DataOption = Annotated[str, typer.Option("--data", help="digits | imagefolder:PATH | cifar10:PATH | cifar100:PATH.")]
+DbOption = Annotated[Optional[str], typer.Option("--db", help="Results database: a file path (SQLite) or an "
+                                                 "SQLAlchemy URL. Default $BNEXTBENCH_DB or results/bnextbench.db.")]
+RunFormatOption = Annotated[OutputFormat, typer.Option("--format", help="table, or json (the last stdout line).")]
+
+
+class Augment(str, enum.Enum):
+    cifar = "cifar"
+    bnext = "bnext"
+    none = "none"
+
+
+class KdWeighting(str, enum.Enum):
+    sample = "sample"
+    batch = "batch"
+
+
+def _train_config(
+    model: str, data: str, epochs: int, batch_size: int, width_mult: float, train_limit: Optional[int],
+    resolution: Optional[int], teacher: Optional[Path], assistant: list[Path], kd_weighting: KdWeighting,
+    lr: float, sign_at: float, tau_decay: Optional[float], label_smoothing: float, augment: Augment, seed: int,
+    out: Optional[Path], resume: bool, device: Optional[str], download: bool,
+):
+    from .train import Recipe, TrainConfig
+
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, sign_at=sign_at, tau_decay=tau_decay,
+                    label_smoothing=label_smoothing, augment=augment.value, kd_weighting=kd_weighting.value,
+                    seed=seed)
+    if width_mult <= 0:
+        raise BnextbenchError(f"--width-mult must be positive, got {width_mult}")
+    if train_limit is not None and train_limit < 1:
+        raise BnextbenchError(f"--train-limit must be a positive integer, got {train_limit}")
+    if resolution is not None and resolution < 1:
+        raise BnextbenchError(f"--resolution must be a positive integer, got {resolution}")
+    return TrainConfig(model=model, data=data, recipe=recipe, width_mult=width_mult, train_limit=train_limit,
+                       resolution=resolution, teacher=str(teacher) if teacher else None,
+                       assistants=tuple(str(p) for p in assistant), out=out, resume=resume, device=device,
+                       download=download)
+
+
+def _print_record(record: dict, output: OutputFormat, title: str) -> None:
+    if output is OutputFormat.json:
+        print(json.dumps(record))
+        return
+    table = Table(title=title)
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    for key, value in record.items():
+        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+EpochsOption = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
+BatchOption = Annotated[int, typer.Option("--batch-size", help="Images per step.")]
+WidthOption = Annotated[float, typer.Option("--width-mult", help="Scale every channel (multiples of 8).")]
+LimitOption = Annotated[Optional[int], typer.Option("--train-limit", help="Class-balanced, seeded subset of N "
+                                                    "training images.")]
+ResolutionOption = Annotated[Optional[int], typer.Option("--resolution", help="Input side in pixels (default: "
+                                                         "the data's natural size; digits 16).")]
+TeacherOption = Annotated[Optional[Path], typer.Option("--teacher", help="Main teacher (from `bnextbench teacher "
+                                                       "train`); enables distillation.")]
+AssistantOption = Annotated[list[Path], typer.Option("--assistant", help="Assistant teacher per phase, in order "
+                                                     "(repeatable).")]
+KdOption = Annotated[KdWeighting, typer.Option("--kd-weighting", help="Teacher weights per sample (paper) or "
+                                               "per batch (reference code).")]
+LrOption = Annotated[float, typer.Option("--lr", help="Peak AdamW learning rate.")]
+SignAtOption = Annotated[float, typer.Option("--sign-at", help="Fraction of training after which weights are "
+                                             "pure sign (tau < 1e-7).")]
+TauOption = Annotated[Optional[float], typer.Option("--tau-decay", help="tau multiplier per epoch (0.9 = the "
+                                                    "512-epoch recipe); overrides --sign-at.")]
+SmoothingOption = Annotated[float, typer.Option("--label-smoothing", help="Label smoothing without a teacher.")]
+AugmentOption = Annotated[Augment, typer.Option("--augment", help="cifar (pad-crop + flip), bnext (RandAugment "
+                                                "m7 + random-resized crop + flip, timm), none.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of initialisation, data order and augmentation.")]
+OutOption = Annotated[Optional[Path], typer.Option("--out", help="Checkpoint folder (default "
+                                                   "results/checkpoints/run-ID).")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the run whose last.pt is in --out.")]
+DeviceOption = Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda if present).")]
+DownloadOption = Annotated[bool, typer.Option("--download", help="Let torchvision download CIFAR if missing.")]
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    data: DataOption = "digits",
+    epochs: EpochsOption = 10,
+    batch_size: BatchOption = 128,
+    width_mult: WidthOption = 1.0,
+    train_limit: LimitOption = None,
+    resolution: ResolutionOption = None,
+    teacher: TeacherOption = None,
+    assistant: AssistantOption = [],
+    kd_weighting: KdOption = KdWeighting.sample,
+    lr: LrOption = 1e-3,
+    sign_at: SignAtOption = 0.3,
+    tau_decay: TauOption = None,
+    label_smoothing: SmoothingOption = 0.0,
+    augment: AugmentOption = Augment.cifar,
+    seed: SeedOption = 0,
+    out: OutOption = None,
+    resume: ResumeOption = False,
+    device: DeviceOption = None,
+    download: DownloadOption = False,
+    db: DbOption = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """Train (or distil) a binary network with the BNext recipe; every run is kept in the results database."""
+    from .models import check_model_name
+    from .store import Store
+    from .train import train as train_run
+
+    check_model_name(model)
+    config = _train_config(model, data, epochs, batch_size, width_mult, train_limit, resolution, teacher, assistant,
+                           kd_weighting, lr, sign_at, tau_decay, label_smoothing, augment, seed, out, resume, device,
+                           download)
+    record = train_run(config, Store(db), progress=output is not OutputFormat.json or console.is_terminal)
+    _print_record(record, output, f"{model} on {data}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by train or import-checkpoint.")],
+    data: DataOption = "digits",
+    resolution: ResolutionOption = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """Top-1 / top-5 accuracy (%) of a checkpoint on the test split of --data."""
+    from .data import load_data
+    from .train import evaluate as evaluate_model
+    from .train import load_checkpoint_model
+
+    model, payload = load_checkpoint_model(checkpoint)
+    images = load_data(data, resolution or payload.get("resolution"))
+    if getattr(model, "num_classes", images.num_classes) != images.num_classes:
+        raise BnextbenchError(f"{checkpoint} predicts {model.num_classes} classes but {data} has {images.num_classes}")
+    result = evaluate_model(model, images, torch_device())
+    _print_record({"checkpoint": str(checkpoint), "data": images.spec, "resolution": images.resolution, **result},
+                  output, f"{checkpoint.name} on {images.spec}")
+
+
+def torch_device():
+    from .train.loop import pick_device
+
+    return pick_device(None)
+
+
+@app.command()
+def runs(db: DbOption = None, output: RunFormatOption = OutputFormat.table) -> None:
+    """List the runs in the results database (accuracies in %, speed in training images per second)."""
+    from .store import Store, run_summary
+
+    rows = [run_summary(run) for run in Store(db).runs()]
+    if output is OutputFormat.json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="Runs")
+    for header in ("id", "status", "model", "data", "resolution", "epochs", "top-1 (%)", "top-5 (%)", "img/s",
+                   "teacher"):
+        table.add_column(header, justify="right" if header not in ("status", "model", "data", "teacher") else "left")
+    for row in rows:
+        table.add_row(str(row["id"]), row["status"], row["model"], row["data"], str(row["resolution"]),
+                      f"{row['epochs_done']}/{row['epochs_planned']}", _maybe(row["top1"]), _maybe(row["top5"]),
+                      _maybe(row["train_images_per_s"], ".0f"), row["teacher"] or "")
+    console.print(table)
+
+
+def _maybe(value, spec: str = ".2f") -> str:
+    return "" if value is None else format(value, spec)
+
+
+teacher_app = typer.Typer(help="Full-precision timm teachers for distillation.", no_args_is_help=True)
+app.add_typer(teacher_app, name="teacher")
+
+
+@teacher_app.command("train")
+def teacher_train(
+    name: Annotated[str, typer.Argument(help="A timm model name, e.g. resnet18.")],
+    data: DataOption = "digits",
+    epochs: EpochsOption = 10,
+    batch_size: BatchOption = 128,
+    train_limit: LimitOption = None,
+    resolution: ResolutionOption = None,
+    lr: LrOption = 1e-3,
+    label_smoothing: SmoothingOption = 0.0,
+    augment: AugmentOption = Augment.cifar,
+    seed: SeedOption = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Teacher file (default results/teachers/NAME-run-ID.pt)."
+                                                )] = None,
+    device: DeviceOption = None,
+    download: DownloadOption = False,
+    db: DbOption = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """Train a full-precision timm model on --data and keep it as a teacher checkpoint."""
+    from .store import Store
+    from .teachers import train_teacher
+
+    config = _train_config(name, data, epochs, batch_size, 1.0, train_limit, resolution, None, [],
+                           KdWeighting.sample, lr, 0.3, None, label_smoothing, augment, seed, None, False, device,
+                           download)
+    store = Store(db)
+    target = out or Path("results") / "teachers" / f"{name}-{Path(data.replace(':', '-')).name}-seed{seed}.pt"
+    record = train_teacher(config, target, store, progress=output is not OutputFormat.json or console.is_terminal)
+    _print_record(record, output, f"teacher {name} on {data}")
+
+
 @app.command()
 def version() -> None:
     """Print the bnextbench version."""

@@ -16,3 +16,16 @@ def small_model(request):
     model = create_model(request.param, num_classes=NUM_CLASSES, small_input=True)
     model.name = request.param
     return model
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Decoded-data caches of the tests go to a temporary folder unless BNEXTBENCH_CACHE is set."""
+    import os
+
+    if "BNEXTBENCH_CACHE" in os.environ:
+        yield
+        return
+    os.environ["BNEXTBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    del os.environ["BNEXTBENCH_CACHE"]

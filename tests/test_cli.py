@@ -124,3 +124,34 @@ def test_import_checkpoint_writes_a_loadable_file(monkeypatch, capsys, tmp_path)
     assert saved["model"] == "bnext_tiny" and saved["model_kwargs"] == {"num_classes": 1000}
     assert torch.equal(saved["state_dict"]["fc.bias"], state["fc.bias"])
     assert [p.name for p in out.parent.iterdir()] == ["tiny.pt"]  # no temporary file left
+
+
+def test_train_evaluate_and_runs(monkeypatch, capsys, tmp_path):
+    db = str(tmp_path / "r.db")
+    code, out, err = run(monkeypatch, capsys, "train", "reactnet_a", "--width-mult", "0.25", "--epochs", "1",
+                         "--train-limit", "100", "--batch-size", "50", "--db", db, "--out", str(tmp_path / "run"),
+                         "--format", "json")
+    assert code == 0, err
+    record = json.loads(out.strip().splitlines()[-1])
+    assert {"run_id", "top1", "top5", "epochs", "train_images_per_s"} <= set(record)
+    code, out, _ = run(monkeypatch, capsys, "evaluate", str(tmp_path / "run" / "last.pt"), "--format", "json")
+    assert code == 0 and json.loads(out)["top1"] == pytest.approx(record["top1"])
+    code, out, _ = run(monkeypatch, capsys, "runs", "--db", db, "--format", "json")
+    assert code == 0 and json.loads(out)[0]["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("train", "bnext_tiny", "--data", "imagenet"), "unknown data spec"),
+        (("train", "bnext_tiny", "--data", "imagefolder:/nonexistent/x"), "is not a directory"),
+        (("train", "bnext_tiny", "--epochs", "0"), "epochs must be a positive integer"),
+        (("train", "bnext_tiny", "--resume"), "--resume needs --out"),
+        (("train", "bnext_tiny", "--teacher", "/nonexistent/t.pt"), "teacher checkpoint not found"),
+        (("evaluate", "/nonexistent/last.pt"), "checkpoint not found"),
+    ],
+)
+def test_bad_training_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, args, fragment):
+    code, out, err = run(monkeypatch, capsys, *args, "--db", str(tmp_path / "r.db")) if args[0] == "train" else run(
+        monkeypatch, capsys, *args)
+    assert code == 2 and fragment in err and err.count("\n") == 1

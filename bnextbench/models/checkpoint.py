@@ -7,10 +7,8 @@ dropped. A missing, extra or mis-shaped tensor is an error that lists the names.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import BnextbenchError
+from ..io import atomic_torch_save
 from .registry import BNEXT_NAMES, check_model_name, create_model
 
 CHECKPOINT_FORMAT = "bnextbench-model/1"
@@ -140,20 +139,7 @@ def import_reference_checkpoint(path: str | Path, model_name: str) -> nn.Module:
 
 
 def save_model_checkpoint(path: str | Path, model_name: str, model: nn.Module, model_kwargs: dict[str, Any]) -> None:
-    """Write a bnextbench checkpoint atomically (temporary file, then rename): all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "model": model_name,
-        "model_kwargs": model_kwargs,
-        "state_dict": model.state_dict(),
-    }
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write a bnextbench model checkpoint atomically: all or nothing."""
+    payload = {"format": CHECKPOINT_FORMAT, "model": model_name, "model_kwargs": model_kwargs,
+               "state_dict": model.state_dict()}
+    atomic_torch_save(payload, path)

@@ -1,0 +1,274 @@
+"""Data specs -> decoded uint8 image tensors (cached) -> augmented batches.
+
+Specs: ``digits`` (scikit-learn's bundled 8x8 handwritten digits, the embedded default: real data,
+no download), ``imagefolder:PATH`` (PATH/train and PATH/val or PATH/test, one folder per class),
+``cifar10:PATH`` / ``cifar100:PATH`` (torchvision's format; downloaded only when asked).
+Images are decoded once, resized to the training resolution and kept as uint8 tensors; decoded
+image folders are cached on disk (``BNEXTBENCH_CACHE``, default ~/.cache/bnextbench).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from .errors import BnextbenchError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+DATA_KINDS = ("digits", "imagefolder", "cifar10", "cifar100")
+CIFAR_MEAN, CIFAR_STD = (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)  # BNext's CIFAR constants
+DIGITS_TEST_FRACTION = 0.2
+DEFAULT_RESOLUTION = {"digits": 16, "cifar10": 32, "cifar100": 32, "imagefolder": 224}
+
+
+class DataError(BnextbenchError):
+    pass
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    kind: str
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+def parse_data_spec(text: str) -> DataSpec:
+    kind, _, path = text.partition(":")
+    if kind not in DATA_KINDS:
+        raise DataError(f"unknown data spec {text!r}; use digits, imagefolder:PATH, cifar10:PATH or cifar100:PATH")
+    if kind == "digits":
+        if path:
+            raise DataError("the digits data set takes no path")
+        return DataSpec(kind)
+    if not path:
+        raise DataError(f"{kind} needs a path: {kind}:PATH")
+    return DataSpec(kind, Path(path).expanduser().resolve())
+
+
+@dataclass
+class ImageData:
+    """Decoded images (uint8, N x 3 x R x R) and labels of one data set at one resolution."""
+
+    spec: str
+    classes: list[str]
+    resolution: int
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    from torchvision.transforms.v2 import functional as TF
+
+    return TF.resize(images, [resolution, resolution], antialias=True)
+
+
+def _load_digits(resolution: int) -> tuple:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    pixels = torch.from_numpy(digits.images).float() * (255.0 / 16.0)  # 0..16 -> 0..255
+    images = pixels.round().to(torch.uint8).unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+    labels = torch.from_numpy(digits.target).long()
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(labels)).numpy(), test_size=DIGITS_TEST_FRACTION, stratify=labels.numpy(), random_state=0
+    )
+    images = _resize(images, resolution)
+    classes = [str(d) for d in range(10)]
+    return classes, images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], (0.5,) * 3, (0.5,) * 3
+
+
+def _class_folders(root: Path) -> dict[str, list[Path]]:
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise DataError(f"{root} has no class folders")
+    return {
+        folder.name: sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for folder in folders
+    }
+
+
+def _decode_folder(files: dict[str, list[Path]], classes: list[str], resolution: int) -> tuple:
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2 import functional as TF
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for path in files[name]:
+            try:
+                with Image.open(path) as image:
+                    tensor = TF.pil_to_tensor(image.convert("RGB"))
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                raise DataError(f"cannot decode image {path}: {exc.__class__.__name__}") from None
+            images.append(_resize(tensor, resolution))
+            labels.append(label)
+    if not images:
+        raise DataError("no images found (expected .jpg/.png files inside the class folders)")
+    return torch.stack(images), torch.tensor(labels)
+
+
+def _cache_path(kind: str, files: dict[str, dict[str, list[Path]]], resolution: int) -> Path:
+    digest = hashlib.sha256(f"{kind}|{resolution}".encode())
+    for split, by_class in sorted(files.items()):
+        for name, paths in sorted(by_class.items()):
+            for path in paths:
+                stat = path.stat()
+                digest.update(f"{split}|{name}|{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    root = Path(os.environ.get("BNEXTBENCH_CACHE", Path.home() / ".cache" / "bnextbench"))
+    return root / "data" / f"{digest.hexdigest()[:24]}.pt"
+
+
+def _load_imagefolder(root: Path, resolution: int) -> tuple:
+    if not root.is_dir():
+        raise DataError(f"data path {root} is not a directory")
+    test_dir = next((root / name for name in ("val", "test") if (root / name).is_dir()), None)
+    if not (root / "train").is_dir() or test_dir is None:
+        raise DataError(f"{root} must hold train/ and val/ (or test/), one folder per class")
+    files = {"train": _class_folders(root / "train"), "test": _class_folders(test_dir)}
+    if set(files["train"]) != set(files["test"]):
+        differ = sorted(set(files["train"]) ^ set(files["test"]))
+        raise DataError(f"train and {test_dir.name} class folders differ: {', '.join(differ[:8])}")
+    classes = sorted(files["train"])
+    cache = _cache_path("imagefolder", files, resolution)
+    if cache.is_file():
+        stored = torch.load(cache, weights_only=True)
+        tensors = (stored["train_images"], stored["train_labels"], stored["test_images"], stored["test_labels"])
+    else:
+        tensors = (*_decode_folder(files["train"], classes, resolution), *_decode_folder(files["test"], classes, resolution))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(dict(zip(("train_images", "train_labels", "test_images", "test_labels"), tensors)), temporary)
+        os.replace(temporary, cache)
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    return classes, *tensors, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+
+def _load_cifar(kind: str, root: Path, resolution: int, download: bool) -> tuple:
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    dataset_class = CIFAR10 if kind == "cifar10" else CIFAR100
+    try:
+        train = dataset_class(str(root), train=True, download=download)
+        test = dataset_class(str(root), train=False, download=download)
+    except RuntimeError as exc:
+        raise DataError(f"{kind} not found under {root} ({exc}); pass --download to fetch it") from None
+
+    def tensors(split):
+        images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()
+        return _resize(images, resolution), torch.tensor(split.targets)
+
+    return list(train.classes), *tensors(train), *tensors(test), CIFAR_MEAN, CIFAR_STD
+
+
+def balanced_subset(labels: torch.Tensor, limit: int, seed: int) -> torch.Tensor:
+    """Indices of ``limit`` samples spread evenly over the classes, drawn with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    classes = labels.unique().tolist()
+    per_class = [limit // len(classes) + (i < limit % len(classes)) for i in range(len(classes))]
+    chosen = []
+    for label, count in zip(classes, per_class):
+        members = (labels == label).nonzero().flatten()
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
+    return torch.cat(chosen).sort().values
+
+
+def _first_image_side(root: Path) -> int:
+    """Default resolution of an image folder: the shorter side of its first training image, at most 224."""
+    from PIL import Image
+
+    first = next((p for folder in sorted((root / "train").iterdir()) if folder.is_dir()
+                  for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES), None)
+    if first is None:
+        return DEFAULT_RESOLUTION["imagefolder"]
+    with Image.open(first) as image:
+        return min(min(image.size), DEFAULT_RESOLUTION["imagefolder"])
+
+
+def load_data(
+    text: str, resolution: int | None = None, train_limit: int | None = None, seed: int = 0, download: bool = False
+) -> ImageData:
+    """Decode (or read from cache) a data set at ``resolution`` (default: its natural size)."""
+    spec = parse_data_spec(text)
+    if resolution is None:
+        if spec.kind == "imagefolder" and (spec.path / "train").is_dir():
+            resolution = _first_image_side(spec.path)
+        else:
+            resolution = DEFAULT_RESOLUTION[spec.kind]
+    if resolution < 1:
+        raise DataError(f"resolution must be a positive integer, got {resolution}")
+    if spec.kind == "digits":
+        parts = _load_digits(resolution)
+    elif spec.kind == "imagefolder":
+        parts = _load_imagefolder(spec.path, resolution)
+    else:
+        parts = _load_cifar(spec.kind, spec.path, resolution, download)
+    classes, train_x, train_y, test_x, test_y, mean, std = parts
+    if train_limit is not None:
+        if train_limit < len(classes):
+            raise DataError(f"--train-limit {train_limit} is below the number of classes ({len(classes)})")
+        if train_limit < len(train_y):
+            keep = balanced_subset(train_y, train_limit, seed)
+            train_x, train_y = train_x[keep], train_y[keep]
+    return ImageData(str(spec), list(classes), resolution, train_x, train_y, test_x, test_y, tuple(mean), tuple(std))
+
+
+AUGMENTATIONS = ("cifar", "bnext", "none")
+
+
+def train_transform(name: str, resolution: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Per-image augmentation on uint8 tensors: ``cifar`` (pad-crop + flip, torchvision), ``bnext``
+    (timm's RandAugment rand-m7-mstd0.5-inc1, random-resized crop, flip), ``none``."""
+    if name == "none":
+        return None
+    from torchvision.transforms import v2
+
+    if name == "cifar":
+        return v2.Compose([v2.RandomCrop(resolution, padding=resolution // 8), v2.RandomHorizontalFlip()])
+    if name == "bnext":
+        from timm.data import create_transform
+
+        primary, secondary, _ = create_transform(
+            resolution, is_training=True, auto_augment="rand-m7-mstd0.5-inc1", interpolation="bicubic",
+            re_prob=0.0, separate=True,
+        )
+        return v2.Compose([v2.ToPILImage(), primary, secondary, v2.PILToTensor()])
+    raise DataError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+
+
+class TensorImages(Dataset):
+    """uint8 images with labels, augmented per sample on access."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index]
+        return (self.transform(image) if self.transform else image), self.labels[index]
+
+
+def normalize(batch: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
+    """uint8 batch -> float, scaled to [0, 1] and standardised per channel."""
+    mean_t = torch.tensor(mean, device=batch.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
+    return (batch.float() / 255.0 - mean_t) / std_t

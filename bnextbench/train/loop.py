@@ -1,0 +1,356 @@
+"""The training loop: data -> model -> recipe (+ teachers) -> epochs, with every run kept in the store.
+
+Each epoch reseeds every random generator from (seed, epoch), so a run resumed from its last
+checkpoint repeats exactly what the uninterrupted run would have done. Per epoch: metrics go to
+the store first, then the checkpoint (model, optimizer, scheduler, tau, RNG states) is written
+atomically; a resume drops metrics of epochs after its checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..complexity import count_model
+from ..data import ImageData, TensorImages, load_data, normalize, train_transform
+from ..errors import BnextbenchError
+from ..io import atomic_torch_save
+from ..models import BNext, BNextSpec, create_model, list_models
+from ..profiling import uses_small_input
+from ..store import Store
+from .distill import TeacherCurriculum, kd_loss, load_teacher
+from .recipe import Recipe, optimizer_for, scheduler_for, set_tau
+
+TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
+LAST_CHECKPOINT = "last.pt"
+RESUMED_SETTINGS = ("data", "train_limit", "resolution", "teacher", "assistants", "width_mult")
+
+
+class TrainingDiverged(BnextbenchError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    """What to train on what; ``spec`` (a BNext architecture) replaces ``model`` when given."""
+
+    model: str
+    data: str
+    recipe: Recipe
+    width_mult: float = 1.0
+    spec: BNextSpec | None = None
+    train_limit: int | None = None
+    resolution: int | None = None
+    teacher: str | None = None
+    assistants: tuple[str, ...] = ()
+    out: Path | None = None
+    resume: bool = False
+    device: str | None = None
+    download: bool = False
+    eval_batch_size: int = 512
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise BnextbenchError(f"device {name} requested but no CUDA GPU is available")
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_recipe(config: TrainConfig, num_classes: int, resolution: int) -> dict[str, Any]:
+    """How to rebuild the model: registry name and keyword arguments, or a BNext spec."""
+    if config.spec is not None:
+        spec = replace(config.spec, num_classes=num_classes, stem_stride=1 if uses_small_input(resolution) else 2)
+        return {"model": "bnext_spec", "arch_spec": spec.to_dict(), "model_kwargs": {}}
+    kwargs: dict[str, Any] = {"num_classes": num_classes}
+    if config.model in list_models():
+        kwargs["small_input"] = uses_small_input(resolution)
+        if config.width_mult != 1.0:
+            kwargs["width_mult"] = config.width_mult
+    return {"model": config.model, "arch_spec": None, "model_kwargs": kwargs}
+
+
+def build_model(description: dict[str, Any]) -> nn.Module:
+    """A model from :func:`model_recipe`'s description (registry names, BNext specs, or timm teachers)."""
+    if description.get("arch_spec"):
+        return BNext(BNextSpec.from_dict(description["arch_spec"]))
+    if description["model"] in list_models():
+        return create_model(description["model"], **description["model_kwargs"])
+    try:
+        return timm.create_model(description["model"], **description["model_kwargs"])
+    except RuntimeError as exc:
+        raise BnextbenchError(f"cannot build model {description['model']!r}: {exc}") from None
+
+
+def seed_everything(seed: int, epoch: int) -> torch.Generator:
+    """Reseed python, numpy and torch for one epoch; returns the generator for data order."""
+    mixed = seed * 1_000_003 + epoch
+    random.seed(mixed)
+    np.random.seed(mixed % 2**32)
+    torch.manual_seed(mixed)
+    return torch.Generator().manual_seed(mixed)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("bnextbench", "torch", "timm", "torchvision")}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageData, device: torch.device, batch_size: int = 512) -> dict[str, float]:
+    """Top-1 / top-5 accuracy (%) and mean cross-entropy on the test split."""
+    model.eval()
+    correct1 = correct5 = 0
+    loss_sum = 0.0
+    for start in range(0, len(data.test_labels), batch_size):
+        images = normalize(data.test_images[start:start + batch_size].to(device), data.mean, data.std)
+        labels = data.test_labels[start:start + batch_size].to(device)
+        logits = model(images)
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += (top[:, 0] == labels).sum().item()
+        correct5 += (top == labels[:, None]).any(dim=1).sum().item()
+    total = len(data.test_labels)
+    return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total, "loss": loss_sum / total}
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled, transient=False,
+    )
+
+
+class Trainer:
+    """One training run; :meth:`run` returns the final record (``run_id``, ``top1``, ``top5``, ...)."""
+
+    def __init__(self, config: TrainConfig, store: Store, progress: bool = True,
+                 on_epoch: Callable[[int, dict[str, float]], None] | None = None):
+        """``on_epoch(epoch, test_metrics)`` runs after each epoch's checkpoint; raising from it stops the run."""
+        self.config, self.store, self.show_progress, self.on_epoch = config, store, progress, on_epoch
+        self.recipe = config.recipe
+        self.device = pick_device(config.device)
+
+    def _resume_state(self) -> dict[str, Any] | None:
+        if not self.config.resume:
+            return None
+        if self.config.out is None:
+            raise BnextbenchError("--resume needs --out DIR, the folder of the run to continue")
+        path = self.config.out / LAST_CHECKPOINT
+        if not path.is_file():
+            raise BnextbenchError(f"nothing to resume: {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise BnextbenchError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
+        if not isinstance(state, dict) or state.get("format") != TRAIN_CHECKPOINT_FORMAT:
+            raise BnextbenchError(f"{path} is not a bnextbench training checkpoint")
+        return state
+
+    def run(self) -> dict[str, Any]:
+        resumed = self._resume_state()
+        if resumed:  # continue exactly as started: the stored settings win over new flags
+            self.recipe = Recipe(**resumed["recipe"])
+            self.config = replace(self.config, recipe=self.recipe, **resumed["settings"])
+        config, recipe = self.config, self.recipe
+        data = load_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download)
+        curriculum = None
+        if config.teacher:
+            main = load_teacher(config.teacher, data.num_classes, self.device)
+            assistants = [load_teacher(p, data.num_classes, self.device) for p in config.assistants]
+            curriculum = TeacherCurriculum(main, assistants, recipe.epochs)
+        elif config.assistants:
+            raise BnextbenchError("assistant teachers need a main --teacher")
+
+        description = resumed["model_description"] if resumed else model_recipe(config, data.num_classes,
+                                                                                  data.resolution)
+        torch.manual_seed(recipe.seed)
+        model = build_model(description).to(self.device)
+        optimizer = optimizer_for(model, recipe)
+        scheduler = scheduler_for(optimizer, recipe)
+        start_epoch = 0
+        if resumed:
+            model.load_state_dict(resumed["model"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            scheduler.load_state_dict(resumed["scheduler"])
+            start_epoch = resumed["epoch"] + 1
+            run_id = resumed["run_id"]
+            self.store.discard_epochs_after(run_id, resumed["epoch"])
+            self.store.update_run(run_id, status="running", message=None, epochs_done=start_epoch)
+        else:
+            run_id = self._create_run(model, description, data)
+        out = config.out or Path("results") / "checkpoints" / f"run-{run_id}"
+        self.store.update_run(run_id, checkpoint=str(out / LAST_CHECKPOINT))
+        try:
+            record = self._epochs(run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out,
+                                  description)
+        except TrainingDiverged as exc:
+            self.store.update_run(run_id, status="diverged", message=str(exc))
+            raise
+        except KeyboardInterrupt:
+            self.store.update_run(run_id, status="interrupted", message="stopped by the user")
+            raise
+        except torch.OutOfMemoryError:
+            message = (f"out of memory at batch size {recipe.batch_size}; "
+                       f"try --batch-size {max(1, recipe.batch_size // 2)}")
+            self.store.update_run(run_id, status="failed", message=message)
+            raise BnextbenchError(message) from None
+        except BaseException as exc:
+            self.store.update_run(run_id, status="failed", message=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        return record
+
+    def _create_run(self, model: nn.Module, description: dict[str, Any], data: ImageData) -> int:
+        config = self.config
+        complexity = None
+        if hasattr(model, "layer_sites"):
+            complexity = count_model(model, data.resolution).to_dict()
+        return self.store.create_run(
+            model=description["model"] if not description["arch_spec"] else f"bnext-spec-{config.spec.hash}",
+            arch_spec=description["arch_spec"],
+            arch_hash=BNextSpec.from_dict(description["arch_spec"]).hash if description["arch_spec"] else None,
+            data=data.spec,
+            resolution=data.resolution,
+            num_classes=data.num_classes,
+            recipe={**self.recipe.to_dict(), "train_limit": config.train_limit, "width_mult": config.width_mult,
+                    "model_kwargs": description["model_kwargs"], **config.extra},
+            seed=self.recipe.seed,
+            teacher=" + ".join([*config.assistants, config.teacher]) if config.teacher else None,
+            device=str(self.device),
+            versions=_versions(),
+            git_commit=_git_commit(),
+            epochs_planned=self.recipe.epochs,
+            complexity=complexity,
+        )
+
+    def _epochs(self, run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out, description):
+        recipe = self.recipe
+        transform = train_transform(recipe.augment, data.resolution)
+        train_set = TensorImages(data.train_images, data.train_labels, transform)
+        speeds: list[float] = []
+        result: dict[str, float] = {}
+        with _progress(self.show_progress) as progress:
+            epochs_task = progress.add_task(f"run {run_id}", total=recipe.epochs, completed=start_epoch, status="")
+            for epoch in range(start_epoch, recipe.epochs):
+                generator = seed_everything(recipe.seed, epoch)
+                tau = recipe.tau(epoch)
+                set_tau(model, tau)
+                scheduler.step(epoch)
+                loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,
+                                    drop_last=len(train_set) > recipe.batch_size)
+                started = time.perf_counter()
+                train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress)
+                seconds = time.perf_counter() - started
+                speeds.append(train["images"] / seconds)
+                result = evaluate(model, data, self.device, self.config.eval_batch_size)
+                self.store.record_epoch(
+                    run_id, epoch + 1, epoch=epoch, train_loss=train["loss"], train_top1=train["top1"],
+                    test_loss=result["loss"], test_top1=result["top1"], test_top5=result["top5"],
+                    lr=optimizer.param_groups[0]["lr"], tau=tau, seconds=seconds, images_per_s=speeds[-1],
+                )
+                atomic_torch_save(
+                    {
+                        "format": TRAIN_CHECKPOINT_FORMAT, "run_id": run_id, "epoch": epoch,
+                        "model_description": description, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "data": data.spec, "resolution": data.resolution, "classes": data.classes,
+                        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+                        "recipe": recipe.to_dict(),
+                        "settings": {key: getattr(self.config, key) for key in RESUMED_SETTINGS},
+                    },
+                    out / LAST_CHECKPOINT,
+                )
+                progress.update(epochs_task, advance=1,
+                                status=f"top-1 {result['top1']:.2f} %  loss {train['loss']:.3f}  tau {tau:.2g}")
+                if self.on_epoch is not None:
+                    self.on_epoch(epoch, result)
+        record = {
+            "run_id": run_id, "top1": result.get("top1"), "top5": result.get("top5"), "epochs": recipe.epochs,
+            "train_images_per_s": sum(speeds) / len(speeds) if speeds else None, "checkpoint": str(out / LAST_CHECKPOINT),
+        }
+        self.store.update_run(run_id, status="completed", top1=record["top1"], top5=record["top5"],
+                              train_images_per_s=record["train_images_per_s"])
+        return record
+
+    def _train_epoch(self, model, optimizer, loader, data, curriculum, epoch, progress) -> dict[str, float]:
+        recipe = self.recipe
+        model.train()
+        batches = progress.add_task(f"epoch {epoch + 1}/{recipe.epochs}", total=len(loader), status="")
+        loss_sum, correct, seen = 0.0, 0, 0
+        for images, labels in loader:
+            images = normalize(images.to(self.device, non_blocking=True), data.mean, data.std)
+            labels = labels.to(self.device, non_blocking=True)
+            logits = model(images)
+            if curriculum is not None:
+                loss = kd_loss(logits, curriculum.logits(epoch, images), recipe.kd_weighting)
+            else:
+                loss = F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"loss became {value} in epoch {epoch + 1}; the last good checkpoint is kept (lower --lr?)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            loss_sum += value * len(labels)
+            correct += (logits.argmax(dim=1) == labels).sum().item()
+            seen += len(labels)
+            progress.update(batches, advance=1, status=f"loss {loss_sum / seen:.3f}")
+        progress.remove_task(batches)
+        return {"loss": loss_sum / max(seen, 1), "top1": 100.0 * correct / max(seen, 1), "images": seen}
+
+
+def train(config: TrainConfig, store: Store | None = None, progress: bool = True,
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) one run and return its final record."""
+    return Trainer(config, store or Store(), progress, on_epoch).run()
+
+
+def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """A model from a bnextbench training or model checkpoint, with the checkpoint's metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise BnextbenchError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BnextbenchError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise BnextbenchError(f"{path} is not a bnextbench checkpoint")
+    if payload["format"] == TRAIN_CHECKPOINT_FORMAT:
+        description, state = payload["model_description"], payload["model"]
+    else:
+        description = {"model": payload["model"], "model_kwargs": payload.get("model_kwargs", {}),
+                       "arch_spec": payload.get("arch_spec")}
+        state = payload["state_dict"]
+    model = build_model(description)
+    model.load_state_dict(state)
+    return model, payload

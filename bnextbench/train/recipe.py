@@ -1,0 +1,96 @@
+"""The BNext recipe (spec section 3.3): AdamW with two weight-decay groups, timm's cosine schedule with
+linear warm-up, gradient clipping, and progressive weight binarization (tau decayed per epoch)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+
+from ..errors import BnextbenchError
+from ..nn import ProgressiveSign
+
+SIGN_THRESHOLD = 1e-7
+KD_WEIGHTINGS = ("sample", "batch")
+
+
+@dataclass
+class Recipe:
+    """Every knob of a training run; stored with the run."""
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup_epochs: int | None = None  # default: min(5, epochs // 10), the reference's 5 of 512 for long runs
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-7
+    conv_weight_decay: float = 1e-8
+    weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    sign_at: float = 0.3
+    tau_decay: float | None = None
+    label_smoothing: float = 0.0
+    augment: str = "cifar"
+    kd_weighting: str = "sample"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise BnextbenchError(f"epochs must be a positive integer, got {self.epochs}")
+        if self.batch_size < 1:
+            raise BnextbenchError(f"batch size must be a positive integer, got {self.batch_size}")
+        if not 0 < self.sign_at <= 1:
+            raise BnextbenchError(f"--sign-at must be in (0, 1], got {self.sign_at}")
+        if self.tau_decay is not None and not 0 < self.tau_decay < 1:
+            raise BnextbenchError(f"--tau-decay must be in (0, 1), got {self.tau_decay}")
+        if self.kd_weighting not in KD_WEIGHTINGS:
+            raise BnextbenchError(f"--kd-weighting must be one of {', '.join(KD_WEIGHTINGS)}")
+        if self.warmup_epochs is None:
+            self.warmup_epochs = min(5, self.epochs // 10)
+
+    @property
+    def decay(self) -> float:
+        """tau multiplier per epoch: ``tau_decay`` if given, else the rate that makes tau cross 1e-7
+        at epoch round(sign_at * epochs), as 0.9 per epoch does at 153 of 512."""
+        if self.tau_decay is not None:
+            return self.tau_decay
+        sign_epoch = max(1, round(self.sign_at * self.epochs))
+        return math.exp(math.log(SIGN_THRESHOLD) / (sign_epoch - 0.5))
+
+    def tau(self, epoch: int) -> float:
+        return self.decay**epoch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def set_tau(model: nn.Module, tau: float) -> None:
+    for module in model.modules():
+        if isinstance(module, ProgressiveSign):
+            module.tau.fill_(tau)
+
+
+def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
+    """AdamW; conv kernels (binary latent weights, SE, stem) decay 1e-8, everything else 1e-3."""
+    conv_kernels = {id(m.weight) for m in model.modules() if isinstance(m, nn.Conv2d)}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) in conv_kernels], "weight_decay": recipe.conv_weight_decay},
+        {"params": [p for p in trainable if id(p) not in conv_kernels], "weight_decay": recipe.weight_decay},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.lr, fused=True)
+
+
+def scheduler_for(optimizer: torch.optim.Optimizer, recipe: Recipe) -> CosineLRScheduler:
+    """timm's cosine schedule, stepped at every epoch start, after a linear warm-up from ``warmup_lr``."""
+    return CosineLRScheduler(
+        optimizer,
+        t_initial=recipe.epochs,
+        lr_min=recipe.min_lr,
+        warmup_t=recipe.warmup_epochs,
+        warmup_lr_init=recipe.warmup_lr,
+        warmup_prefix=True,
+    )
