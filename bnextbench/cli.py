@@ -320,11 +320,33 @@ def torch_device():
     return pick_device(None)
 
 
+EPOCH_FIELDS = ("epoch", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "lr", "tau", "seconds",
+                "images_per_s")
+
+
 @app.command()
-def runs(db: DbOption = None, output: RunFormatOption = OutputFormat.table) -> None:
+def runs(
+    db: DbOption = None,
+    run_id: Annotated[Optional[int], typer.Option("--run", help="Show one run's per-epoch metrics.")] = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
     """List the runs in the results database (accuracies in %, speed in training images per second)."""
     from .store import Store, run_summary
 
+    if run_id is not None:
+        run = Store(db).get_run(run_id)
+        epochs = [{key: getattr(m, key) for key in EPOCH_FIELDS} for m in run.epochs]
+        if output is OutputFormat.json:
+            print(json.dumps({**run_summary(run), "recipe": run.recipe, "complexity": run.complexity,
+                              "versions": run.versions, "git_commit": run.git_commit, "epochs": epochs}))
+            return
+        table = Table(title=f"run {run.id}: {run.model} on {run.data} ({run.status})")
+        for header in EPOCH_FIELDS:
+            table.add_column(header, justify="right")
+        for row in epochs:
+            table.add_row(*(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in EPOCH_FIELDS))
+        console.print(table)
+        return
     rows = [run_summary(run) for run in Store(db).runs()]
     if output is OutputFormat.json:
         print(json.dumps(rows))
@@ -342,6 +364,28 @@ def runs(db: DbOption = None, output: RunFormatOption = OutputFormat.table) -> N
 
 def _maybe(value, spec: str = ".2f") -> str:
     return "" if value is None else format(value, spec)
+
+
+plot_app = typer.Typer(help="Figures of runs.", no_args_is_help=True)
+app.add_typer(plot_app, name="plot")
+
+
+@plot_app.command("curves")
+def plot_curves(
+    run_id: Annotated[int, typer.Argument(help="Run id (see `bnextbench runs`).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="PNG path (default results/run-ID-curves.png).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Loss, top-1 and weight-binarization tau against epoch for one run (PNG)."""
+    from .report.plots import plot_training_curves
+    from .store import Store
+
+    target = out or Path("results") / f"run-{run_id}-curves.png"
+    try:
+        plot_training_curves(Store(db).get_run(run_id), target)
+    except OSError as exc:
+        raise BnextbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
+    console.print(f"wrote {target}")
 
 
 teacher_app = typer.Typer(help="Full-precision timm teachers for distillation.", no_args_is_help=True)

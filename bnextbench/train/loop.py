@@ -140,10 +140,14 @@ def evaluate(model: nn.Module, data: ImageData, device: torch.device, batch_size
     return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total, "loss": loss_sum / total}
 
 
+STDERR = Console(stderr=True)
+
+
 def _progress(enabled: bool) -> Progress:
+    """Live bars on a terminal; elsewhere (logs, pipes) :meth:`Trainer._epochs` prints a line per epoch."""
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-        TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled, transient=False,
+        TimeRemainingColumn(), console=STDERR, disable=not (enabled and STDERR.is_terminal), transient=False,
     )
 
 
@@ -286,8 +290,11 @@ class Trainer:
                     },
                     out / LAST_CHECKPOINT,
                 )
-                progress.update(epochs_task, advance=1,
-                                status=f"top-1 {result['top1']:.2f} %  loss {train['loss']:.3f}  tau {tau:.2g}")
+                status = (f"top-1 {result['top1']:.2f} %  loss {train['loss']:.3f}  tau {tau:.2g}  "
+                          f"{speeds[-1]:.0f} img/s")
+                progress.update(epochs_task, advance=1, status=status)
+                if self.show_progress and not STDERR.is_terminal:
+                    STDERR.print(f"run {run_id} epoch {epoch + 1}/{recipe.epochs}: {status}", highlight=False)
                 if self.on_epoch is not None:
                     self.on_epoch(epoch, result)
         record = {

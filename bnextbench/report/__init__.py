@@ -1,0 +1,1 @@
+"""Reports and figures made from the results store."""
