@@ -73,3 +73,16 @@ def test_from_dict_rejects_unknown_and_missing_fields():
 def test_odd_and_non_power_of_two_inputs_run(resolution):
     model = BNext(named_spec("bnext_tiny", num_classes=3, stem_stride=1).scaled(0.25)).eval()
     assert model(torch.randn(1, 3, resolution, resolution)).shape == (1, 3)
+
+
+def test_recoupling_gate_matches_the_spec_formula():
+    from bnextbench.models.bnext import Recoupling
+
+    torch.manual_seed(0)
+    gate = Recoupling(16, 8, 32).eval()
+    with torch.no_grad():
+        gate.mix.uniform_(0, 1)
+    y, source = torch.randn(4, 16, 8, 8), torch.randn(4, 16, 8, 8)
+    mixed = gate.mix * source + (1 - gate.mix) * y  # spec 1.4: m = lam * P(x) + (1 - lam) * y
+    expected = y * torch.sigmoid(gate.excite(torch.relu(gate.squeeze(mixed.mean((2, 3), keepdim=True)))))
+    assert torch.allclose(gate(y, source), expected, atol=1e-6)

@@ -43,8 +43,10 @@ class Recoupling(nn.Module):
         if self.training:
             with torch.no_grad():
                 self.mix.clamp_(0.0, 1.0)
-        mixed = self.mix * source + (1 - self.mix) * y
-        gate = self.excite(F.relu(self.squeeze(mixed.mean(dim=(2, 3), keepdim=True))))
+        # GAP is linear and lam per channel, so mix the pooled maps: GAP(m) = lam GAP(source) + (1 - lam) GAP(y).
+        pooled_y = y.mean(dim=(2, 3), keepdim=True)
+        mixed = torch.lerp(pooled_y, source.mean(dim=(2, 3), keepdim=True), self.mix)
+        gate = self.excite(F.relu(self.squeeze(mixed)))
         return y * torch.sigmoid(gate)
 
 

@@ -9,6 +9,7 @@ atomically; a resume drops metrics of epochs after its checkpoint.
 from __future__ import annotations
 
 import math
+import os
 import random
 import subprocess
 import time
@@ -235,10 +236,11 @@ class Trainer:
         complexity = None
         if hasattr(model, "layer_sites"):
             complexity = count_model(model, data.resolution).to_dict()
+        arch_hash = BNextSpec.from_dict(description["arch_spec"]).hash if description["arch_spec"] else None
         return self.store.create_run(
-            model=description["model"] if not description["arch_spec"] else f"bnext-spec-{config.spec.hash}",
+            model=f"bnext-spec-{arch_hash}" if arch_hash else description["model"],
             arch_spec=description["arch_spec"],
-            arch_hash=BNextSpec.from_dict(description["arch_spec"]).hash if description["arch_spec"] else None,
+            arch_hash=arch_hash,
             data=data.spec,
             resolution=data.resolution,
             num_classes=data.num_classes,
@@ -257,6 +259,11 @@ class Trainer:
         recipe = self.recipe
         transform = train_transform(recipe.augment, data.resolution)
         train_set = TensorImages(data.train_images, data.train_labels, transform)
+        on_gpu = self.device.type == "cuda"
+        # On a GPU the test tensors live on the device; augmentation runs in CPU workers beside it.
+        workers = min(8, (os.cpu_count() or 2) - 1) if on_gpu else 0
+        if on_gpu:
+            data.test_images, data.test_labels = data.test_images.to(self.device), data.test_labels.to(self.device)
         speeds: list[float] = []
         result: dict[str, float] = {}
         with _progress(self.show_progress) as progress:
@@ -267,7 +274,8 @@ class Trainer:
                 set_tau(model, tau)
                 scheduler.step(epoch)
                 loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,
-                                    drop_last=len(train_set) > recipe.batch_size)
+                                    drop_last=len(train_set) > recipe.batch_size, num_workers=workers,
+                                    pin_memory=on_gpu, persistent_workers=False)
                 started = time.perf_counter()
                 train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress)
                 seconds = time.perf_counter() - started
