@@ -1,0 +1,186 @@
+"""Search spaces (YAML, read with ``safe_load``) and the candidates they yield.
+
+A ``bnext`` space samples a :class:`BNextSpec` around a named size: stem width, per-stage width
+multipliers and depths, ELM-Attention and Info-Recoupling per stage (the reference placement of
+ELM within a stage when on), SE ratio, kernel size and aux precision. A ``registry`` space
+samples the width multiplier of a registered model (the baselines). Every candidate has a
+canonical JSON form and a stable hash, so identical candidates are trained once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from timm.layers import make_divisible
+
+from ..errors import BnextbenchError
+from ..models import BNEXT_SIZES, BNextSpec, SpecError, list_models
+from ..models.spec import reference_elm_flags
+
+
+class SpaceError(BnextbenchError):
+    pass
+
+
+class Suggester(Protocol):
+    """What a space needs from a sampler: Optuna's ``Trial`` fits."""
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One architecture: a BNext spec, or a registered model at a width multiplier."""
+
+    model: str
+    spec: BNextSpec | None = None
+    width_mult: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.spec is not None:
+            return {"family": "bnext", "spec": self.spec.to_dict()}
+        return {"family": "registry", "model": self.model, "width_mult": self.width_mult}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+class BNextSpace:
+    """A BNext space; ``num_classes`` and ``stem_stride`` come from the data, not the space."""
+
+    family = "bnext"
+    keys = {"family", "base", "stem_width", "width_mult", "depth", "elm_attention", "info_recoupling", "se_ratio",
+            "kernel_size", "aux_bits"}
+
+    def __init__(self, data: dict[str, Any]):
+        base = data.get("base", "bnext_tiny")
+        if base not in BNEXT_SIZES:
+            raise SpaceError(f"base must be one of {', '.join(BNEXT_SIZES)}, got {base!r}")
+        _, self.base_widths, _ = BNEXT_SIZES[base]
+        stages = len(self.base_widths)
+        self.choices: dict[str, list[Any]] = {
+            "stem_width": _choices(data, "stem_width", int),
+            "se_ratio": _choices(data, "se_ratio", int, [8]),
+            "kernel_size": _choices(data, "kernel_size", int, [3]),
+            "aux_bits": _choices(data, "aux_bits", int, [8]),
+        }
+        defaults = {"width_mult": [1.0], "depth": None, "elm_attention": [True], "info_recoupling": [True]}
+        kinds = {"width_mult": float, "depth": int, "elm_attention": bool, "info_recoupling": bool}
+        for key, kind in kinds.items():
+            options = data.get(key, defaults[key])
+            # a list of per-stage lists, or one list of choices shared by every stage
+            if isinstance(options, list) and options and all(isinstance(o, list) for o in options):
+                if len(options) != stages:
+                    raise SpaceError(f"{key} lists {len(options)} stages but {base} has {stages}")
+                per_stage = options
+            else:
+                per_stage = [options] * stages
+            for stage, stage_options in enumerate(per_stage):
+                self.choices[f"{key}_{stage}"] = _choices({key: stage_options}, key, kind)
+        self.stages = stages
+
+    def suggest(self, trial: Suggester, num_classes: int, stem_stride: int) -> Candidate:
+        pick = {name: trial.suggest_categorical(name, options) for name, options in self.choices.items()}
+        widths = tuple(make_divisible(w * pick[f"width_mult_{s}"]) for s, w in enumerate(self.base_widths))
+        depths = tuple(pick[f"depth_{s}"] for s in range(self.stages))
+        elm, recoupling = [], []
+        index = 0
+        reference = reference_elm_flags(sum(depths))
+        for stage, depth in enumerate(depths):
+            for _ in range(depth):
+                elm.append(pick[f"elm_attention_{stage}"] and reference[index])
+                recoupling.append(pick[f"info_recoupling_{stage}"])
+                index += 1
+        try:
+            spec = BNextSpec(pick["stem_width"], widths, depths, tuple(elm), tuple(recoupling), pick["se_ratio"],
+                             pick["kernel_size"], stem_stride, num_classes, pick["aux_bits"])
+        except SpecError as exc:
+            raise SpaceError(f"the space yields an invalid spec: {exc}") from None
+        return Candidate("bnext_spec", spec=spec)
+
+    def anchor_params(self, name: str) -> dict[str, Any] | None:
+        """Trial parameters that reproduce named size ``name`` if every choice is in the space, else None."""
+        stem, widths, depths = BNEXT_SIZES[name]
+        params: dict[str, Any] = {"stem_width": stem, "se_ratio": 8, "kernel_size": 3, "aux_bits": 8}
+        for stage, (width, depth) in enumerate(zip(widths, depths)):
+            params[f"width_mult_{stage}"] = width / self.base_widths[stage]
+            params[f"depth_{stage}"] = depth
+            params[f"elm_attention_{stage}"] = True
+            params[f"info_recoupling_{stage}"] = True
+        return params if all(params[k] in self.choices[k] for k in params) else None
+
+
+class RegistrySpace:
+    """Width multipliers of one registered model (for baselines such as reactnet_a)."""
+
+    family = "registry"
+    keys = {"family", "model", "width_mult"}
+
+    def __init__(self, data: dict[str, Any]):
+        self.model = data.get("model")
+        if self.model not in list_models():
+            raise SpaceError(f"model must be a registered model, got {self.model!r}")
+        self.choices = {"width_mult": _choices(data, "width_mult", float)}
+
+    def suggest(self, trial: Suggester, num_classes: int, stem_stride: int) -> Candidate:
+        return Candidate(self.model, width_mult=trial.suggest_categorical("width_mult", self.choices["width_mult"]))
+
+    def anchor_params(self, name: str) -> dict[str, Any] | None:
+        return {"width_mult": 1.0} if name == self.model and 1.0 in self.choices["width_mult"] else None
+
+
+SPACES = {"bnext": BNextSpace, "registry": RegistrySpace}
+
+
+def _choices(data: dict[str, Any], key: str, kind: type, default: list[Any] | None = None) -> list[Any]:
+    options = data.get(key, default)
+    if options is None:
+        raise SpaceError(f"the space needs {key}")
+    if not isinstance(options, list):
+        options = [options]
+    if not options:
+        raise SpaceError(f"{key} lists no choices")
+    for option in options:
+        valid = isinstance(option, bool) if kind is bool else (
+            isinstance(option, (int, float)) and not isinstance(option, bool) and option > 0
+            and (kind is float or float(option).is_integer()))
+        if not valid:
+            raise SpaceError(f"{key}: {option!r} is not a valid {'true/false' if kind is bool else 'positive number'}")
+    return [kind(option) if kind is not bool else option for option in options]
+
+
+def load_space(path: str | Path):
+    """Read and validate a space file; errors name the file and the problem in one line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(f"cannot read search space {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise SpaceError(f"{path} is not valid YAML{line}") from None
+    if not isinstance(data, dict):
+        raise SpaceError(f"{path} must hold a mapping of options")
+    family = data.get("family")
+    if family not in SPACES:
+        raise SpaceError(f"{path}: family must be one of {', '.join(SPACES)}, got {family!r}")
+    space_class = SPACES[family]
+    unknown = sorted(set(data) - space_class.keys)
+    if unknown:
+        raise SpaceError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    try:
+        return space_class(data)
+    except SpaceError as exc:
+        raise SpaceError(f"{path}: {exc}") from None
