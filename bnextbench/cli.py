@@ -366,6 +366,107 @@ def _maybe(value, spec: str = ".2f") -> str:
     return "" if value is None else format(value, spec)
 
 
+class Sampler(str, enum.Enum):
+    tpe = "tpe"
+    nsga2 = "nsga2"
+    random = "random"
+
+
+class Pruner(str, enum.Enum):
+    sh = "sh"
+    hyperband = "hyperband"
+    none = "none"
+
+
+def _default_space() -> Path:
+    """search_spaces/bnext.yaml of this checkout (source and editable installs) or of the installed wheel."""
+    beside_package = Path(__file__).resolve().parents[1] / "search_spaces" / "bnext.yaml"
+    if beside_package.is_file():
+        return beside_package
+    from importlib.resources import files
+
+    return Path(str(files("bnextbench.search_spaces") / "bnext.yaml"))
+
+
+@app.command()
+def search(
+    budget: Annotated[list[str], typer.Option("--budget", help="Upper limit, NUMBER[k|M|G|T]METRIC with METRIC in "
+                                              "BOPs, FLOPs, OPs, Params, MiB (e.g. 0.3GBOPs, 87MOPs, 2MParams); "
+                                              "repeat to combine. Counted at the training resolution.")],
+    space: Annotated[Optional[Path], typer.Option("--space", help="Search space YAML (default "
+                                                  "search_spaces/bnext.yaml).")] = None,
+    data: DataOption = "digits",
+    trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should hold (trained, pruned "
+                                        "or infeasible).")] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per candidate (the fidelity).")] = 3,
+    batch_size: BatchOption = 64,
+    train_limit: LimitOption = None,
+    resolution: ResolutionOption = None,
+    sampler: Annotated[Sampler, typer.Option("--sampler", help="tpe (top-1 under the budget), nsga2 (top-1 vs OPs), "
+                                             "random (control).")] = Sampler.tpe,
+    pruner: Annotated[Pruner, typer.Option("--pruner", help="Stop weak candidates early by epoch (not with "
+                                           "nsga2).")] = Pruner.sh,
+    study: Annotated[Optional[str], typer.Option("--study", help="Study name; re-running continues it.")] = None,
+    db: DbOption = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: the results "
+                                                   "database).")] = None,
+    seed: SeedOption = 0,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """Search architectures under a complexity budget with Optuna; every trial is kept in the results database."""
+    from .search import parse_budgets
+    from .search.study import Search, SearchConfig
+    from .store import Store
+
+    config = SearchConfig(budgets=parse_budgets(budget), space=space or _default_space(), data=data, trials=trials,
+                          epochs=epochs, batch_size=batch_size, train_limit=train_limit, resolution=resolution,
+                          sampler=sampler.value, pruner=pruner.value, study=study, storage=storage, seed=seed)
+    configured = Search(config)  # validates budgets, space, data and feasibility before anything is written
+    result = configured.run(Store(db), progress=output is OutputFormat.table and console.is_terminal)
+    if output is OutputFormat.json:
+        print(json.dumps(result))
+        return
+    console.print(_leaderboard(result))
+
+
+def _leaderboard(result: dict, heading: str = "leaderboard") -> Table:
+    protocol = result["protocol"] or {}
+    table = Table(title=f"{heading} of study {result['study']}: budget {', '.join(result['budgets'] or [])}, "
+                        f"{protocol.get('data')} at {protocol.get('resolution')} px, "
+                        f"{protocol.get('recipe', {}).get('epochs')} epochs")
+    for header in ("rank", "trial", "state", "top-1 (%)", "BOPs (M)", "OPs (M)", "params (M)", "run", "candidate"):
+        table.add_column(header, justify="left" if header in ("state", "candidate") else "right")
+    ranked = sorted(result["trials"], key=lambda t: (t["top1"] is None, -(t["top1"] or 0.0)))
+    for rank, trial in enumerate(ranked, 1):
+        table.add_row(str(rank), str(trial["number"]), trial["state"], _maybe(trial["top1"]),
+                      _maybe(trial["bops"] and trial["bops"] / 1e6, ".1f"), _maybe(trial["ops"] and trial["ops"] / 1e6,
+                                                                                 ".2f"),
+                      _maybe(trial["params"] and trial["params"] / 1e6, ".3f"), str(trial["run_id"] or ""),
+                      (trial["hash"] or ""))
+    return table
+
+
+@app.command()
+def show(
+    study: Annotated[str, typer.Argument(help="Study name (see the search output).")],
+    db: DbOption = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL.")] = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """The Pareto front (top-1 against OPs) and the best candidate per BOPs bucket (powers of two) of a study."""
+    from .search.study import best_per_bucket, load_summary, pareto_front
+    from .store import Store
+
+    result = load_summary(study, storage or Store(db).url)
+    front, buckets = pareto_front(result["trials"]), best_per_bucket(result["trials"])
+    if output is OutputFormat.json:
+        print(json.dumps({**result, "pareto_front": front, "best_per_bucket": buckets}))
+        return
+    console.print(_leaderboard({**result, "trials": front}, "Pareto front, top-1 against OPs"))
+    console.print(_leaderboard({**result, "trials": [bucket["trial"] for bucket in buckets]},
+                               "best candidate per BOPs bucket [2^k, 2^(k+1))"))
+
+
 plot_app = typer.Typer(help="Figures of runs.", no_args_is_help=True)
 app.add_typer(plot_app, name="plot")
 

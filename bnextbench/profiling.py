@@ -25,6 +25,7 @@ def profile_model(
     ops_rule: str = "bits",
     small_input: bool | None = None,
     per_layer: bool = False,
+    **model_kwargs,
 ) -> Complexity:
     """Count a registered model; it is built on the meta device, so no weights are allocated."""
     check_resolution(resolution)
@@ -32,7 +33,7 @@ def profile_model(
         raise BnextbenchError(f"num_classes must be a positive integer, got {num_classes!r}")
     small = uses_small_input(resolution) if small_input is None else small_input
     with torch.device("meta"):
-        model = create_model(name, num_classes=num_classes, small_input=small)
+        model = create_model(name, num_classes=num_classes, small_input=small, **model_kwargs)
     return count_model(model, resolution, ops_rule, name=name, per_layer=per_layer)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from .errors import BnextbenchError
 
 DEFAULT_DB = Path("results") / "bnextbench.db"
-RUN_STATES = ("running", "completed", "interrupted", "diverged", "failed")
+RUN_STATES = ("running", "completed", "interrupted", "diverged", "failed", "pruned")
 
 
 class StoreError(BnextbenchError):
@@ -88,7 +88,27 @@ class EpochMetric(Base):
     run: Mapped[Run] = relationship(back_populates="epochs")
 
 
-def _pid_alive(pid: int) -> bool:
+class SearchTrial(Base):
+    """One trial of a search study and the run that trained it (none when infeasible or reused)."""
+
+    __tablename__ = "search_trials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study: Mapped[str] = mapped_column(String(255), index=True)
+    trial_number: Mapped[int]
+    candidate_hash: Mapped[str] = mapped_column(String(32), index=True)
+    candidate: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    bops: Mapped[int]
+    flops: Mapped[float] = mapped_column(Float)
+    ops: Mapped[float] = mapped_column(Float)
+    params: Mapped[int]
+    top1: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -129,7 +149,7 @@ class Store:
         host = socket.gethostname()
         with self.session() as session, session.begin():
             for run in session.scalars(select(Run).where(Run.status == "running", Run.host == host)):
-                if not _pid_alive(run.pid):
+                if not pid_alive(run.pid):
                     run.status = "interrupted"
                     run.message = run.message or "the process ended without finishing the run"
 
@@ -161,6 +181,23 @@ class Store:
             for metric in session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id,
                                                                     EpochMetric.epoch > epoch)):
                 session.delete(metric)
+
+    def record_trial(self, **fields: Any) -> None:
+        with self.session() as session, session.begin():
+            session.add(SearchTrial(**fields))
+
+    def trials(self, study: str) -> list[SearchTrial]:
+        with self.session() as session:
+            return list(session.scalars(select(SearchTrial).where(SearchTrial.study == study)
+                                        .order_by(SearchTrial.trial_number)))
+
+    def find_completed_run(self, candidate_hash: str, protocol: dict[str, Any]) -> Run | None:
+        """A completed run of the same candidate under the same protocol (data, resolution, recipe, limit)."""
+        with self.session() as session:
+            for run in session.scalars(select(Run).where(Run.status == "completed").order_by(Run.id)):
+                if run.recipe.get("candidate") == candidate_hash and run.recipe.get("protocol") == protocol:
+                    return run
+        return None
 
     def get_run(self, run_id: int) -> Run:
         with self.session() as session:

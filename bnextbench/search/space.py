@@ -107,6 +107,14 @@ class BNextSpace:
             raise SpaceError(f"the space yields an invalid spec: {exc}") from None
         return Candidate("bnext_spec", spec=spec)
 
+    def smallest_params(self) -> dict[str, Any]:
+        """The cheapest corner of the space: smallest widths, depths and kernel, no recoupling."""
+        params = {name: min(options) for name, options in self.choices.items()}
+        params.update({name: False for name in self.choices if name.startswith("info_recoupling")
+                       and False in self.choices[name]})
+        params["se_ratio"] = max(self.choices["se_ratio"])
+        return params
+
     def anchor_params(self, name: str) -> dict[str, Any] | None:
         """Trial parameters that reproduce named size ``name`` if every choice is in the space, else None."""
         stem, widths, depths = BNEXT_SIZES[name]
@@ -133,6 +141,9 @@ class RegistrySpace:
 
     def suggest(self, trial: Suggester, num_classes: int, stem_stride: int) -> Candidate:
         return Candidate(self.model, width_mult=trial.suggest_categorical("width_mult", self.choices["width_mult"]))
+
+    def smallest_params(self) -> dict[str, Any]:
+        return {"width_mult": min(self.choices["width_mult"])}
 
     def anchor_params(self, name: str) -> dict[str, Any] | None:
         return {"width_mult": 1.0} if name == self.model and 1.0 in self.choices["width_mult"] else None

@@ -45,6 +45,12 @@ class TrainingDiverged(BnextbenchError):
     pass
 
 
+class StopRun(Exception):
+    """Raised by an ``on_epoch`` callback to end a run early with ``status`` (e.g. pruned by a search)."""
+
+    status = "stopped"
+
+
 @dataclass
 class TrainConfig:
     """What to train on what; ``spec`` (a BNext architecture) replaces ``model`` when given."""
@@ -157,7 +163,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, store: Store, progress: bool = True,
                  on_epoch: Callable[[int, dict[str, float]], None] | None = None):
-        """``on_epoch(epoch, test_metrics)`` runs after each epoch's checkpoint; raising from it stops the run."""
+        """``on_epoch(epoch, test_metrics | {"run_id"})`` runs after each epoch's checkpoint; raising stops the run."""
         self.config, self.store, self.show_progress, self.on_epoch = config, store, progress, on_epoch
         self.recipe = config.recipe
         self.device = pick_device(config.device)
@@ -217,6 +223,9 @@ class Trainer:
                                   description)
         except TrainingDiverged as exc:
             self.store.update_run(run_id, status="diverged", message=str(exc))
+            raise
+        except StopRun as exc:
+            self.store.update_run(run_id, status=exc.status, message=str(exc))
             raise
         except KeyboardInterrupt:
             self.store.update_run(run_id, status="interrupted", message="stopped by the user")
@@ -304,7 +313,7 @@ class Trainer:
                 if self.show_progress and not STDERR.is_terminal:
                     STDERR.print(f"run {run_id} epoch {epoch + 1}/{recipe.epochs}: {status}", highlight=False)
                 if self.on_epoch is not None:
-                    self.on_epoch(epoch, result)
+                    self.on_epoch(epoch, {**result, "run_id": run_id})
         record = {
             "run_id": run_id, "top1": result.get("top1"), "top5": result.get("top5"), "epochs": recipe.epochs,
             "train_images_per_s": sum(speeds) / len(speeds) if speeds else None, "checkpoint": str(out / LAST_CHECKPOINT),

@@ -3,6 +3,7 @@ linear warm-up, gradient clipping, and progressive weight binarization (tau deca
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 
@@ -86,6 +87,8 @@ def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
 
 def scheduler_for(optimizer: torch.optim.Optimizer, recipe: Recipe) -> CosineLRScheduler:
     """timm's cosine schedule, stepped at every epoch start, after a linear warm-up from ``warmup_lr``."""
+    # timm warns that a one-epoch cosine is flat; that is expected for one-epoch runs.
+    logging.getLogger("timm.scheduler.cosine_lr").setLevel(logging.ERROR)
     return CosineLRScheduler(
         optimizer,
         t_initial=recipe.epochs,

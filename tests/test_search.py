@@ -1,0 +1,182 @@
+"""Budget-constrained search on the embedded digits data: budgets hold, studies resume, bad input fails cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from bnextbench.cli import main
+from bnextbench.models import BNextSpec
+from bnextbench.profiling import profile_spec
+from bnextbench.search import parse_budgets
+from bnextbench.search.study import Search, SearchConfig, SearchError, best_per_bucket, pareto_front
+from bnextbench.store import Store
+
+SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "bnext.yaml"
+SMALL_SPACE = """family: bnext
+base: bnext_tiny
+stem_width: [8, 16]
+width_mult: [0.125, 0.25]
+depth: [[1], [1], [1, 2], [1, 2], [1]]
+elm_attention: [true, false]
+info_recoupling: [true, false]
+"""
+
+
+def small_config(tmp_path, **overrides) -> SearchConfig:
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_SPACE)
+    settings = dict(budgets=parse_budgets(["20MBOPs"]), space=space, data="digits", trials=5, epochs=2,
+                    train_limit=120, batch_size=40, sampler="random", pruner="none", study="small", seed=1)
+    return SearchConfig(**{**settings, **overrides})
+
+
+def test_search_trains_only_candidates_under_budget(tmp_path):
+    store = Store(tmp_path / "r.db")
+    result = Search(small_config(tmp_path)).run(store, progress=False)
+    trials = result["trials"]
+    assert len([t for t in trials if t["state"] in ("complete", "pruned", "infeasible")]) == 5
+    trained = [t for t in trials if t["state"] == "complete"]
+    assert trained, "at least one candidate fits 20 M BOPs at 16 px"
+    for trial in trained:
+        spec = BNextSpec.from_dict(trial["arch"]["spec"])
+        assert profile_spec(spec, 16).bops == trial["bops"] <= 20e6
+        run = store.get_run(trial["run_id"])
+        assert run.status == "completed" and run.recipe["candidate"] == trial["hash"]
+    for trial in trials:
+        if trial["state"] == "infeasible":
+            assert trial["bops"] > 20e6 and trial["run_id"] is None
+    linked = {t.trial_number: t.run_id for t in store.trials("small")}
+    assert all(linked[t["number"]] == t["run_id"] for t in trained)
+    front = pareto_front(trials)
+    assert front and all(a["ops"] <= b["ops"] for a, b in zip(front, front[1:]))
+    assert sum(1 for _ in best_per_bucket(trials)) >= 1
+
+
+def test_rerun_continues_and_reuses_trained_candidates(tmp_path):
+    store = Store(tmp_path / "r.db")
+    Search(small_config(tmp_path, trials=3)).run(store, progress=False)
+    runs_before = len(list(store.runs()))
+    result = Search(small_config(tmp_path, trials=5)).run(store, progress=False)
+    numbers = [t["number"] for t in result["trials"]]
+    assert numbers == sorted(set(numbers)) and len([t for t in result["trials"] if t["state"] != "fail"]) == 5
+    assert len(list(store.runs())) - runs_before <= 2  # only the new trials trained
+
+
+def test_study_with_another_space_is_refused(tmp_path):
+    store = Store(tmp_path / "r.db")
+    Search(small_config(tmp_path, trials=1)).run(store, progress=False)
+    other = tmp_path / "other.yaml"
+    other.write_text(SMALL_SPACE.replace("[8, 16]", "[8]"))
+    with pytest.raises(SearchError, match="exists with another space"):
+        Search(small_config(tmp_path, trials=2, space=other)).run(store, progress=False)
+
+
+def test_killed_search_loses_and_repeats_no_trial(tmp_path):
+    db = tmp_path / "r.db"
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_SPACE)
+    args = ["search", "--budget", "20MBOPs", "--space", str(space), "--trials", "4", "--epochs", "3",
+            "--train-limit", "240", "--batch-size", "40", "--sampler", "random", "--pruner", "none",
+            "--study", "killed", "--db", str(db), "--seed", "2"]
+    process = subprocess.Popen([sys.executable, "-m", "bnextbench", *args], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = f"sqlite:///{db}"
+    deadline = time.time() + 300
+    completed_before: dict[int, float] = {}
+    try:
+        while time.time() < deadline:
+            time.sleep(1)
+            if not db.exists() or "killed" not in optuna.study.get_all_study_names(storage):
+                continue
+            trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
+            done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "run_id" in t.user_attrs]
+            if done and running:
+                completed_before = {t.number: t.value for t in done}
+                process.send_signal(signal.SIGKILL)
+                break
+        else:
+            pytest.fail("the search never had a completed and a running trial at once")
+    finally:
+        process.kill()
+        process.wait()
+    assert completed_before
+
+    monkey_argv = ["bnextbench", *args, "--format", "json"]
+    old_argv, sys.argv = sys.argv, monkey_argv
+    try:
+        main()
+    finally:
+        sys.argv = old_argv
+    study = optuna.load_study(study_name="killed", storage=storage)
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(finished) == 4
+    for number, value in completed_before.items():
+        assert trials[number].state == optuna.trial.TrialState.COMPLETE and trials[number].value == value
+    assert [t.state for t in trials].count(optuna.trial.TrialState.FAIL) == 1  # the killed one, not retried in place
+    run_ids = [t.user_attrs["run_id"] for t in finished if "run_id" in t.user_attrs and "reused_run" not in t.user_attrs]
+    assert len(run_ids) == len(set(run_ids))  # no completed trial trained twice
+    killed_run = [r for r in Store(db).runs() if r.status == "interrupted"]
+    assert len(killed_run) == 1
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["bnextbench", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    return code, *capsys.readouterr()
+
+
+@pytest.mark.parametrize("budget", ["0.3", "GBOPs", "-1GBOPs", "0.3XBOPs", "abc"])
+def test_bad_budgets_exit_2_and_write_nothing(monkeypatch, capsys, tmp_path, budget):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(monkeypatch, capsys, "search", "--budget", budget, "--db", str(tmp_path / "r.db"))
+    assert code == 2 and err.startswith("error: budget") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("family: bnext\nstem_width: [8\n", "not valid YAML"),
+        ("family: bnext\nstem_width: [8]\ndepth: [1]\nwidth: [1]\n", "unknown option(s) width"),
+        ("family: bnext\nstem_width: [32]\nwidth_mult: [1.0]\ndepth: [[1], [2], [2], [6], [2]]\n", "admits no candidate"),
+    ],
+)
+def test_bad_spaces_exit_2_and_write_nothing(monkeypatch, capsys, tmp_path, text, fragment):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(text)
+    code, _, err = run_cli(monkeypatch, capsys, "search", "--budget", "1MBOPs", "--space", "space.yaml",
+                           "--db", str(tmp_path / "r.db"))
+    assert code == 2 and fragment in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]
+
+
+def test_search_json_lists_every_trial(monkeypatch, capsys, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_SPACE)
+    code, out, err = run_cli(monkeypatch, capsys, "search", "--budget", "20MBOPs", "--budget", "2MParams",
+                             "--space", str(space), "--trials", "2", "--epochs", "1", "--train-limit", "60",
+                             "--db", str(tmp_path / "r.db"), "--format", "json")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["budgets"] == ["20MBOPs", "2MParams"]
+    for trial in result["trials"]:
+        assert {"number", "state", "arch", "hash", "bops", "flops", "ops", "params", "top1"} <= set(trial)
+    code, out, _ = run_cli(monkeypatch, capsys, "show", result["study"], "--db", str(tmp_path / "r.db"),
+                           "--format", "json")
+    assert code == 0 and "pareto_front" in json.loads(out)
+    code, _, err = run_cli(monkeypatch, capsys, "show", "nope", "--db", str(tmp_path / "r.db"))
+    assert code == 2 and "unknown study" in err
