@@ -31,13 +31,14 @@ console = Console()
 if not console.is_terminal:  # files and pipes get whole tables, not an 80-column squeeze
     console = Console(width=200)
 
-OpsRule = enum.Enum("OpsRule", {rule.replace("-", "_"): rule for rule in OPS_RULES}, type=str)
+
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A str enum of ``values`` for Typer (member names with '-' turned into '_')."""
+    return enum.Enum(name, {value.replace("-", "_"): value for value in values}, type=str)
 
 
-class OutputFormat(str, enum.Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
+OpsRule = _choices("OpsRule", OPS_RULES)
+OutputFormat = _choices("OutputFormat", ("table", "json", "csv"))
 
 
 SUMMARY_FIELDS = (
@@ -180,15 +181,8 @@ DbOption = Annotated[Optional[str], typer.Option("--db", help="Results database:
 RunFormatOption = Annotated[OutputFormat, typer.Option("--format", help="table, or json (the last stdout line).")]
 
 
-class Augment(str, enum.Enum):
-    cifar = "cifar"
-    bnext = "bnext"
-    none = "none"
-
-
-class KdWeighting(str, enum.Enum):
-    sample = "sample"
-    batch = "batch"
+Augment = _choices("Augment", ("cifar", "bnext", "none"))
+KdWeighting = _choices("KdWeighting", ("sample", "batch"))
 
 
 def _train_config(
@@ -366,16 +360,8 @@ def _maybe(value, spec: str = ".2f") -> str:
     return "" if value is None else format(value, spec)
 
 
-class Sampler(str, enum.Enum):
-    tpe = "tpe"
-    nsga2 = "nsga2"
-    random = "random"
-
-
-class Pruner(str, enum.Enum):
-    sh = "sh"
-    hyperband = "hyperband"
-    none = "none"
+Sampler = _choices("Sampler", ("tpe", "nsga2", "random"))
+Pruner = _choices("Pruner", ("sh", "hyperband", "none"))
 
 
 def _default_space() -> Path:

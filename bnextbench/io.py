@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from .errors import BnextbenchError
 
 
 def _atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -30,3 +33,28 @@ def atomic_torch_save(payload: Any, path: str | Path) -> None:
 
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     _atomic_write(path, lambda temporary: Path(temporary).write_bytes(data))
+
+
+def read_checkpoint(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing, unreadable or unsafe file is one error line."""
+    path = Path(path)
+    if not path.is_file():
+        raise BnextbenchError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise BnextbenchError(
+            f"cannot read {what} {path}: not a PyTorch file, or it holds objects that weights-only loading refuses"
+        ) from None
+    except Exception as exc:  # torch raises many types for unreadable files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BnextbenchError(f"cannot read {what} {path}: {reason}") from None
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """A text file's contents; a missing or unreadable file is one error line naming ``what``."""
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise BnextbenchError(f"cannot read {what} {path}: {reason}") from None

@@ -8,6 +8,7 @@ import torch
 
 from .complexity import Complexity, check_resolution, count_model, count_sites
 from .errors import BnextbenchError
+from .io import read_text
 from .models import DEFAULT_RESOLUTION, BNextSpec, bnext_extra_params, bnext_layer_sites, create_model
 
 SMALL_INPUT_MAX_RESOLUTION = 64
@@ -53,10 +54,7 @@ def profile_spec(spec: BNextSpec, resolution: int, ops_rule: str = "bits", per_l
 
 def load_spec(path: str | Path) -> BNextSpec:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise BnextbenchError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
+    text = read_text(path, "spec file")
     try:
         return BNextSpec.from_json(text)
     except BnextbenchError as exc:

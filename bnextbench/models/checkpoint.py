@@ -7,7 +7,6 @@ dropped. A missing, extra or mis-shaped tensor is an error that lists the names.
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import BnextbenchError
-from ..io import atomic_torch_save
+from ..io import atomic_torch_save, read_checkpoint
 from .registry import BNEXT_NAMES, check_model_name, create_model
 
 CHECKPOINT_FORMAT = "bnextbench-model/1"
@@ -68,17 +67,10 @@ def reference_to_local(name: str) -> str | None:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from a checkpoint file: bare, nested under "state_dict", with or without "module."."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: not a PyTorch file, or it holds objects that weights-only loading refuses"
-        ) from None
-    except Exception as exc:  # torch raises many types for unreadable files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
+        payload = read_checkpoint(path)
+    except BnextbenchError as exc:
+        raise CheckpointError(str(exc)) from None
     if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
         payload = payload["state_dict"]
     if not isinstance(payload, dict) or not payload or not all(

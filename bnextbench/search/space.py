@@ -19,6 +19,7 @@ import yaml
 from timm.layers import make_divisible
 
 from ..errors import BnextbenchError
+from ..io import read_text
 from ..models import BNEXT_SIZES, BNextSpec, SpecError, list_models
 from ..models.spec import reference_elm_flags
 
@@ -173,9 +174,9 @@ def load_space(path: str | Path):
     """Read and validate a space file; errors name the file and the problem in one line."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpaceError(f"cannot read search space {path}: {exc.strerror or exc}") from None
+        text = read_text(path, "search space")
+    except BnextbenchError as exc:
+        raise SpaceError(str(exc)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,11 @@ class Search:
             out=Path("results") / "checkpoints" / self.name / f"trial-{trial.number}",
             extra={"candidate": candidate.hash, "protocol": self.protocol, "study": self.name},
         )
-        record = train(config, self.store, progress=False, on_epoch=report)
+        started = time.perf_counter()
+        try:
+            record = train(config, self.store, progress=False, on_epoch=report)
+        finally:
+            trial.set_user_attr("train_seconds", time.perf_counter() - started)
         return record["top1"], record["run_id"]
 
     def run(self, store: Store, progress: bool = True) -> dict[str, Any]:

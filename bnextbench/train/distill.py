@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BnextbenchError
+from ..io import read_checkpoint
 
 TEACHER_FORMAT = "bnextbench-teacher/1"
 
@@ -34,12 +35,7 @@ def kd_loss(student: torch.Tensor, teachers: list[torch.Tensor], weighting: str 
 def load_teacher(path: str | Path, num_classes: int, device: torch.device) -> nn.Module:
     """A frozen full-precision timm teacher from a checkpoint written by ``bnextbench teacher train``."""
     path = Path(path)
-    if not path.is_file():
-        raise BnextbenchError(f"teacher checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BnextbenchError(f"cannot read teacher checkpoint {path}: {type(exc).__name__}") from None
+    payload = read_checkpoint(path, "teacher checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != TEACHER_FORMAT:
         raise BnextbenchError(f"{path} is not a teacher written by `bnextbench teacher train`")
     if payload["num_classes"] != num_classes:

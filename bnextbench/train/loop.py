@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from ..complexity import count_model
 from ..data import ImageData, TensorImages, load_data, normalize, train_transform
 from ..errors import BnextbenchError
-from ..io import atomic_torch_save
+from ..io import atomic_torch_save, read_checkpoint
 from ..models import BNext, BNextSpec, create_model, list_models
 from ..profiling import uses_small_input
 from ..store import Store
@@ -174,12 +174,7 @@ class Trainer:
         if self.config.out is None:
             raise BnextbenchError("--resume needs --out DIR, the folder of the run to continue")
         path = self.config.out / LAST_CHECKPOINT
-        if not path.is_file():
-            raise BnextbenchError(f"nothing to resume: {path} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise BnextbenchError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
+        state = read_checkpoint(path, "checkpoint to resume")
         if not isinstance(state, dict) or state.get("format") != TRAIN_CHECKPOINT_FORMAT:
             raise BnextbenchError(f"{path} is not a bnextbench training checkpoint")
         return state
@@ -361,12 +356,7 @@ def train(config: TrainConfig, store: Store | None = None, progress: bool = True
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """A model from a bnextbench training or model checkpoint, with the checkpoint's metadata."""
     path = Path(path)
-    if not path.is_file():
-        raise BnextbenchError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BnextbenchError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
+    payload = read_checkpoint(path)
     if not isinstance(payload, dict) or "format" not in payload:
         raise BnextbenchError(f"{path} is not a bnextbench checkpoint")
     if payload["format"] == TRAIN_CHECKPOINT_FORMAT:
