@@ -79,7 +79,8 @@ def test_study_with_another_space_is_refused(tmp_path):
         Search(small_config(tmp_path, trials=2, space=other)).run(store, progress=False)
 
 
-def test_killed_search_loses_and_repeats_no_trial(tmp_path):
+def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     db = tmp_path / "r.db"
     space = tmp_path / "space.yaml"
     space.write_text(SMALL_SPACE)

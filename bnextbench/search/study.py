@@ -27,7 +27,7 @@ from ..models import BNEXT_SIZES
 from ..profiling import profile_model, profile_spec, uses_small_input
 from ..store import Store, pid_alive
 from ..train import Recipe, TrainConfig, train
-from ..train.loop import StopRun
+from ..train.loop import StopRun, TrainingDiverged
 from .budget import Budget
 from .space import Candidate, load_space
 
@@ -197,6 +197,7 @@ class Search:
 
         def report(epoch: int, metrics: dict[str, float]) -> None:
             trial.set_user_attr("run_id", metrics["run_id"])
+            trial.set_user_attr("top1", metrics["top1"])  # at the fidelity reached so far
             if self.multi_objective:
                 return
             trial.report(metrics["top1"], epoch)
@@ -229,7 +230,8 @@ class Search:
         done = len(study.get_trials(deepcopy=False, states=FINISHED))
         remaining = self.config.trials - done
         if remaining > 0:
-            study.optimize(self.objective, n_trials=remaining, catch=(), show_progress_bar=self.progress,
+            study.optimize(self.objective, n_trials=remaining, catch=(TrainingDiverged,),
+                           show_progress_bar=self.progress,
                            callbacks=[optuna.study.MaxTrialsCallback(self.config.trials, states=FINISHED)])
         return summarize(study)
 
