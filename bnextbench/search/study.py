@@ -201,7 +201,7 @@ class Search:
             if self.multi_objective:
                 return
             trial.report(metrics["top1"], epoch)
-            if trial.should_prune():
+            if epoch < self.config.epochs - 1 and trial.should_prune():  # a finished run is never discarded
                 self.store.record_trial(state="pruned", run_id=metrics["run_id"], top1=metrics["top1"],
                                         study=self.name, trial_number=trial.number, candidate_hash=candidate.hash,
                                         candidate=candidate.to_dict(), bops=trial.user_attrs["bops"],

@@ -165,6 +165,7 @@ class Trainer:
                  on_epoch: Callable[[int, dict[str, float]], None] | None = None):
         """``on_epoch(epoch, test_metrics | {"run_id"})`` runs after each epoch's checkpoint; raising stops the run."""
         self.config, self.store, self.show_progress, self.on_epoch = config, store, progress, on_epoch
+        self.last_result: dict[str, float] = {}
         self.recipe = config.recipe
         self.device = pick_device(config.device)
 
@@ -220,7 +221,9 @@ class Trainer:
             self.store.update_run(run_id, status="diverged", message=str(exc))
             raise
         except StopRun as exc:
-            self.store.update_run(run_id, status=exc.status, message=str(exc))
+            last = self.last_result
+            self.store.update_run(run_id, status=exc.status, message=str(exc), top1=last.get("top1"),
+                                  top5=last.get("top5"))
             raise
         except KeyboardInterrupt:
             self.store.update_run(run_id, status="interrupted", message="stopped by the user")
@@ -284,7 +287,7 @@ class Trainer:
                 train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress)
                 seconds = time.perf_counter() - started
                 speeds.append(train["images"] / seconds)
-                result = evaluate(model, data, self.device, self.config.eval_batch_size)
+                result = self.last_result = evaluate(model, data, self.device, self.config.eval_batch_size)
                 self.store.record_epoch(
                     run_id, epoch + 1, epoch=epoch, train_loss=train["loss"], train_top1=train["top1"],
                     test_loss=result["loss"], test_top1=result["top1"], test_top5=result["top5"],
