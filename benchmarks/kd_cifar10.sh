@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Distillation against plain cross-entropy on real CIFAR-10 (JPEG q75), same epochs, data and seed.
 #
-#   benchmarks/kd_cifar10.sh CIFAR_DIR [OUT] [TRAIN_LIMIT] [EPOCHS]
+#   benchmarks/kd_cifar10.sh CIFAR_DIR [OUT] [TRAIN_LIMIT] [EPOCHS] [TEACHER_EPOCHS]
 #
 # CIFAR_DIR holds train/ and test/ (extract ../shared/data/cifar10/*.tar.gz into it). A full-precision
 # timm resnet18 teacher is trained on all training images with `bnextbench teacher train`; then
@@ -11,11 +11,12 @@ set -euo pipefail
 CIFAR=${1:?usage: kd_cifar10.sh CIFAR_DIR [OUT] [TRAIN_LIMIT] [EPOCHS]}
 OUT=${2:-results/cifar10}
 LIMIT=${3:-10000}
-EPOCHS=${4:-4}
+EPOCHS=${4:-3}
+TEACHER_EPOCHS=${5:-3}
 mkdir -p "$OUT"
 DB="$OUT/kd.db"
 TEACHER="$OUT/teacher-resnet18.pt"
-bnextbench teacher train resnet18 --data "imagefolder:$CIFAR" --epochs 4 --batch-size 256 --seed 0 \
+bnextbench teacher train resnet18 --data "imagefolder:$CIFAR" --epochs "$TEACHER_EPOCHS" --batch-size 256 --seed 0 \
   --db "$DB" --out "$TEACHER" --format json | tail -1 > "$OUT/kd-teacher.json"
 common=(bnext_tiny --width-mult 0.25 --data "imagefolder:$CIFAR" --train-limit "$LIMIT" --epochs "$EPOCHS"
         --batch-size 128 --lr 2e-3 --sign-at 0.5 --seed 0 --db "$DB" --format json)
