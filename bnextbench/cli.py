@@ -298,20 +298,16 @@ def evaluate(
     from .data import load_data
     from .train import evaluate as evaluate_model
     from .train import load_checkpoint_model
+    from .train.loop import pick_device
 
     model, payload = load_checkpoint_model(checkpoint)
     images = load_data(data, resolution or payload.get("resolution"))
     if getattr(model, "num_classes", images.num_classes) != images.num_classes:
         raise BnextbenchError(f"{checkpoint} predicts {model.num_classes} classes but {data} has {images.num_classes}")
-    result = evaluate_model(model, images, torch_device())
+    device = pick_device(None)
+    result = evaluate_model(model.to(device), images, device)
     _print_record({"checkpoint": str(checkpoint), "data": images.spec, "resolution": images.resolution, **result},
                   output, f"{checkpoint.name} on {images.spec}")
-
-
-def torch_device():
-    from .train.loop import pick_device
-
-    return pick_device(None)
 
 
 EPOCH_FIELDS = ("epoch", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "lr", "tau", "seconds",

@@ -183,13 +183,13 @@ class Search:
             trial.set_user_attr("infeasible", True)
             self.store.record_trial(state="infeasible", **record)
             raise optuna.TrialPruned("over budget")
-        top1, run_id = self._train(trial, candidate)
+        top1, run_id = self._train(trial, candidate, record)
         trial.set_user_attr("run_id", run_id)
         trial.set_user_attr("top1", top1)
         self.store.record_trial(state="complete", run_id=run_id, top1=top1, **record)
         return (top1, complexity.ops) if self.multi_objective else top1
 
-    def _train(self, trial: optuna.Trial, candidate: Candidate) -> tuple[float, int]:
+    def _train(self, trial: optuna.Trial, candidate: Candidate, record: dict[str, Any]) -> tuple[float, int]:
         previous = self.store.find_completed_run(candidate.hash, self.protocol)
         if previous is not None:
             trial.set_user_attr("reused_run", previous.id)
@@ -202,11 +202,7 @@ class Search:
                 return
             trial.report(metrics["top1"], epoch)
             if epoch < self.config.epochs - 1 and trial.should_prune():  # a finished run is never discarded
-                self.store.record_trial(state="pruned", run_id=metrics["run_id"], top1=metrics["top1"],
-                                        study=self.name, trial_number=trial.number, candidate_hash=candidate.hash,
-                                        candidate=candidate.to_dict(), bops=trial.user_attrs["bops"],
-                                        flops=trial.user_attrs["flops"], ops=trial.user_attrs["ops"],
-                                        params=trial.user_attrs["params"])
+                self.store.record_trial(state="pruned", run_id=metrics["run_id"], top1=metrics["top1"], **record)
                 raise PrunedRun(f"pruned after epoch {epoch + 1}")
 
         config = TrainConfig(
