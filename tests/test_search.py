@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -79,6 +80,17 @@ def test_study_with_another_space_is_refused(tmp_path):
         Search(small_config(tmp_path, trials=2, space=other)).run(store, progress=False)
 
 
+def _study_written(db: Path, name: str) -> bool:
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            rows = connection.execute("SELECT 1 FROM studies WHERE study_name = ?", (name,)).fetchall()
+    except sqlite3.OperationalError:
+        return False
+    return bool(rows)
+
+
 def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "r.db"
@@ -95,7 +107,7 @@ def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
     try:
         while time.time() < deadline:
             time.sleep(1)
-            if not db.exists() or "killed" not in optuna.study.get_all_study_names(storage):
+            if not _study_written(db, "killed"):  # let the worker create Optuna's tables before we read them
                 continue
             trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
             done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
