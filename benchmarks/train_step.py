@@ -21,6 +21,7 @@ from torch import nn
 
 from bnextbench.complexity import measured_sites
 from bnextbench.models import create_model
+from bnextbench.nn import apply_constraints
 from bnextbench.train.recipe import Recipe, optimizer_for
 
 
@@ -70,6 +71,7 @@ def main() -> None:
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
+        apply_constraints(model)
 
     def floor_step() -> None:
         loss = floor()

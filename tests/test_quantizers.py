@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bnextbench.models import create_model
 from bnextbench.nn import (
     ApproxSign,
     HardSign,
@@ -13,6 +14,7 @@ from bnextbench.nn import (
     ProgressiveSign,
     QuantConv2d,
     ScaledSign,
+    apply_constraints,
     layer_precision,
 )
 
@@ -63,11 +65,19 @@ def test_progressive_sign_clips_by_tau_then_turns_sign():
     assert "tau" in dict(quantizer.named_buffers())
 
 
-def test_progressive_sign_clamps_latent_weights_in_training():
-    quantizer = ProgressiveSign().train()
-    weight = torch.nn.Parameter(torch.tensor([-3.0, 0.5, 2.0]))
-    quantizer(weight)
-    assert weight.tolist() == [-1.5, 0.5, 1.5]
+def test_constraints_clamp_latent_weights_and_mix_after_a_step():
+    model = create_model("bnext_tiny", num_classes=10, small_input=True, width_mult=0.125)
+    unit = model.blocks[1].ffn[0]
+    with torch.no_grad():
+        unit.conv.weight[0, 0, 0, 0] = -3.0
+        unit.conv.weight[0, 1, 0, 0] = 2.0
+        unit.recoupling.mix[0, :2] = torch.tensor([-0.5, 1.5]).view(2, 1, 1)
+    before = unit.conv.weight.clone()
+    model.train()(torch.randn(2, 3, 16, 16))
+    assert torch.equal(unit.conv.weight, before)  # the forward mutates nothing
+    apply_constraints(model)
+    assert unit.conv.weight[0, 0, 0, 0] == -1.5 and unit.conv.weight[0, 1, 0, 0] == 1.5
+    assert unit.recoupling.mix[0, :2].flatten().tolist() == [0.0, 1.0]
 
 
 def test_scaled_sign_emits_plus_minus_one_and_scales_the_output():

@@ -29,7 +29,7 @@ def inert_prelu(channels: int) -> nn.PReLU:
 class Recoupling(nn.Module):
     """Info-Recoupling gate: m = lam * source + (1 - lam) * y; y * sigmoid(W2 ReLU(W1 GAP(m) + c1) + c2).
 
-    lam is per channel, initialised 0.5 and clamped in place to [0, 1] in training (as the reference).
+    lam is per channel, initialised 0.5 and clamped to [0, 1] after each optimizer step (:meth:`constrain_`).
     """
 
     def __init__(self, channels: int, se_ratio: int, bits: int):
@@ -39,10 +39,11 @@ class Recoupling(nn.Module):
         self.squeeze = aux_conv(channels, hidden, 1, bits, bias=True)
         self.excite = aux_conv(hidden, channels, 1, bits, bias=True)
 
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        self.mix.clamp_(0.0, 1.0)
+
     def forward(self, y: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            with torch.no_grad():
-                self.mix.clamp_(0.0, 1.0)
         # GAP is linear and lam per channel, so mix the pooled maps: GAP(m) = lam GAP(source) + (1 - lam) GAP(y).
         pooled_y = y.mean(dim=(2, 3), keepdim=True)
         mixed = torch.lerp(pooled_y, source.mean(dim=(2, 3), keepdim=True), self.mix)

@@ -1,6 +1,15 @@
 """Binary building blocks: quantizers that carry their precision and the layers built on them."""
 
-from .layers import QuantConv2d, QuantLinear, RPReLU, aux_conv, aux_linear, is_binary, layer_precision
+from .layers import (
+    QuantConv2d,
+    QuantLinear,
+    RPReLU,
+    apply_constraints,
+    aux_conv,
+    aux_linear,
+    is_binary,
+    layer_precision,
+)
 from .quantizers import (
     ApproxSign,
     HardSign,
@@ -22,6 +31,7 @@ __all__ = [
     "QuantLinear",
     "RPReLU",
     "ScaledSign",
+    "apply_constraints",
     "aux_conv",
     "aux_linear",
     "binary_sign",

@@ -42,6 +42,12 @@ class QuantConv2d(nn.Conv2d):
         self.input_quantizer = input_quantizer or nn.Identity()
         self.weight_quantizer = weight_quantizer or nn.Identity()
 
+    def constrain_(self) -> None:
+        """Apply the weight quantizer's constraint on the latent weights, if it has one."""
+        constrain = getattr(self.weight_quantizer, "constrain_weight_", None)
+        if constrain is not None:
+            constrain(self.weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self._conv_forward(self.input_quantizer(x), self.weight_quantizer(self.weight), self.bias)
         output_scale = getattr(self.weight_quantizer, "output_scale", None)
@@ -125,6 +131,14 @@ class RPReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prelu(x - self.shift_in) + self.shift_out
+
+
+def apply_constraints(model: nn.Module) -> None:
+    """Run every module's ``constrain_`` (latent-weight clip, mix clamp): call after each optimizer step."""
+    for module in model.modules():
+        constrain = getattr(module, "constrain_", None)
+        if constrain is not None:
+            constrain()
 
 
 def pool_like_stride(stride: int) -> nn.Module:

@@ -116,8 +116,9 @@ class ProgressiveSign(nn.Module):
     """BNext's progressive weight binarizer (from BoolNet), temperature tau kept as a saved buffer.
 
     Forward:  W_b = clip(W / tau, -1, 1) while tau >= ``sign_below``; W_b = sign(W) once tau < ``sign_below``.
-              In training the latent W is first clamped in place to [-latent_clip, latent_clip].
     Backward: identity straight-through, d W_b / d W = 1 (no mask, no 1/tau factor).
+    Constraint: after each optimizer step the latent W is clamped to [-latent_clip, latent_clip]
+    (:meth:`constrain_weight_`; the reference clamps at the start of each training forward, the same sequence).
     tau starts at 1 and is decayed by the training recipe; ``bits`` is the deployed precision.
     """
 
@@ -133,10 +134,11 @@ class ProgressiveSign(nn.Module):
     def is_sign(self) -> bool:
         return float(self.tau) < self.sign_below
 
+    @torch.no_grad()
+    def constrain_weight_(self, weight: torch.Tensor) -> None:
+        weight.clamp_(-self.latent_clip, self.latent_clip)
+
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            with torch.no_grad():
-                weight.clamp_(-self.latent_clip, self.latent_clip)
         # Both branches on the (small) weight tensor: no host sync on tau, one graph for compilers.
         soft = (weight / self.tau.clamp_min(self.sign_below)).clamp(-1.0, 1.0)
         value = torch.where(self.tau < self.sign_below, binary_sign(weight), soft)

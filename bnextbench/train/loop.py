@@ -31,6 +31,7 @@ from ..data import ImageData, TensorImages, load_data, normalize, train_transfor
 from ..errors import BnextbenchError
 from ..io import atomic_torch_save, read_checkpoint
 from ..models import BNext, BNextSpec, create_model, list_models
+from ..nn import apply_constraints
 from ..profiling import uses_small_input
 from ..store import Store
 from .distill import TeacherCurriculum, kd_loss, load_teacher
@@ -270,6 +271,7 @@ class Trainer:
         # On a GPU the test tensors live on the device; augmentation runs in CPU workers beside it.
         workers = min(8, (os.cpu_count() or 2) - 1) if on_gpu else 0
         if on_gpu:
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
             data.test_images, data.test_labels = data.test_images.to(self.device), data.test_labels.to(self.device)
         speeds: list[float] = []
         result: dict[str, float] = {}
@@ -342,6 +344,7 @@ class Trainer:
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
+            apply_constraints(model)
             loss_sum += value * len(labels)
             correct += (logits.argmax(dim=1) == labels).sum().item()
             seen += len(labels)
