@@ -99,14 +99,17 @@ def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
     args = ["search", "--budget", "20MBOPs", "--space", str(space), "--trials", "4", "--epochs", "3",
             "--train-limit", "240", "--batch-size", "40", "--sampler", "random", "--pruner", "none",
             "--study", "killed", "--db", str(db), "--seed", "2"]
+    log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "bnextbench", *args], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=log, stderr=subprocess.STDOUT)
     storage = f"sqlite:///{db}"
     deadline = time.time() + 300
     completed_before: dict[int, float] = {}
     try:
         while time.time() < deadline:
             time.sleep(1)
+            if process.poll() is not None:
+                pytest.fail(f"the search exited early ({process.returncode}): {(tmp_path / 'worker.log').read_text()[-500:]}")
             if not _study_written(db, "killed"):  # let the worker create Optuna's tables before we read them
                 continue
             trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
@@ -121,6 +124,7 @@ def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
     finally:
         process.kill()
         process.wait()
+        log.close()
     assert completed_before
 
     monkey_argv = ["bnextbench", *args, "--format", "json"]

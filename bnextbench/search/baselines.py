@@ -1,0 +1,57 @@
+"""Prior BNNs width-scaled to a budget and trained under a study's protocol (same data, recipe, fidelity).
+
+The width multiplier is the largest multiple of 1/64 whose analytic count fits every budget at the
+training resolution; counts only grow with width (channels are rounded up to multiples of 8 by timm's
+``make_divisible``), so a bisection over the multiples finds it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import BnextbenchError
+from ..profiling import profile_model
+from ..store import Store
+from ..train import Recipe, TrainConfig, train
+from .budget import Budget
+
+BASELINE_MODELS = ("xnor_resnet18", "birealnet18", "reactnet_a")
+WIDTH_STEP = 64  # width multipliers are multiples of 1/WIDTH_STEP
+MAX_WIDTH_MULT = 4.0
+
+
+def fits(model: str, width_mult: float, budgets: list[Budget], resolution: int, num_classes: int) -> bool:
+    complexity = profile_model(model, resolution, num_classes, width_mult=width_mult)
+    return all(budget.allows(complexity) for budget in budgets)
+
+
+def width_for_budget(model: str, budgets: list[Budget], resolution: int, num_classes: int) -> float:
+    """The largest width multiplier (a multiple of 1/64, at most 4) of ``model`` within every budget."""
+    low, high = 0, int(MAX_WIDTH_MULT * WIDTH_STEP)  # invariant: low fits (0 = none yet), high + 1 does not
+    if fits(model, high / WIDTH_STEP, budgets, resolution, num_classes):
+        return high / WIDTH_STEP
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(model, middle / WIDTH_STEP, budgets, resolution, num_classes):
+            low = middle
+        else:
+            high = middle
+    if low == 0:
+        limits = ", ".join(str(b) for b in budgets)
+        raise BnextbenchError(f"{model} does not fit {limits} at {resolution} px even at width 1/{WIDTH_STEP}")
+    return low / WIDTH_STEP
+
+
+def train_baseline(model: str, budgets: list[Budget], protocol: dict[str, Any], num_classes: int,
+                   store: Store, out: Path, device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` at the width that fits ``budgets`` under ``protocol`` (a search's ``protocol``:
+    data spec, resolution, train limit and recipe) and return the run's record."""
+    width_mult = width_for_budget(model, budgets, protocol["resolution"], num_classes)
+    config = TrainConfig(
+        model=model, data=protocol["data"], recipe=Recipe(**protocol["recipe"]), width_mult=width_mult,
+        train_limit=protocol["train_limit"], resolution=protocol["resolution"], out=out, device=device,
+        extra={"protocol": protocol, "baseline_budgets": [b.text for b in budgets]},
+    )
+    record = train(config, store, progress=progress)
+    return {**record, "model": model, "width_mult": width_mult}
