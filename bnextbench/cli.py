@@ -370,6 +370,16 @@ def _default_space() -> Path:
     return Path(str(files("bnextbench.search_spaces") / "bnext.yaml"))
 
 
+StorageOption = Annotated[Optional[str], typer.Option("--storage", help="Optuna storage shared by the workers: "
+                                                      "postgresql://USER@HOST/DB (many machines), journal:PATH (many "
+                                                      "processes on one host) or any SQLAlchemy URL (default: the "
+                                                      "results database).")]
+HeartbeatOption = Annotated[int, typer.Option("--heartbeat", help="Seconds between heartbeats of a running trial on "
+                                              "a database storage; fixed when the study is created.")]
+GraceOption = Annotated[Optional[int], typer.Option("--grace", help="Seconds without a heartbeat after which a trial "
+                                                    "counts as dead and is retried once (default 2 x --heartbeat).")]
+
+
 @app.command()
 def search(
     budget: Annotated[list[str], typer.Option("--budget", help="Upper limit, NUMBER[k|M|G|T]METRIC with METRIC in "
@@ -390,19 +400,24 @@ def search(
                                            "nsga2).")] = Pruner.sh,
     study: Annotated[Optional[str], typer.Option("--study", help="Study name; re-running continues it.")] = None,
     db: DbOption = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: the results "
-                                                   "database).")] = None,
+    storage: StorageOption = None,
+    heartbeat: HeartbeatOption = 60,
+    grace: GraceOption = None,
     seed: SeedOption = 0,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
-    """Search architectures under a complexity budget with Optuna; every trial is kept in the results database."""
+    """Search architectures under a complexity budget with Optuna; every trial is kept in the results database.
+
+    Start it on any number of processes or machines with the same --study and --storage (and a shared --db) to
+    split the trials; `bnextbench worker` joins an existing study with its own settings."""
     from .search import parse_budgets
     from .search.study import Search, SearchConfig
     from .store import Store
 
     config = SearchConfig(budgets=parse_budgets(budget), space=space or _default_space(), data=data, trials=trials,
                           epochs=epochs, batch_size=batch_size, train_limit=train_limit, resolution=resolution,
-                          sampler=sampler.value, pruner=pruner.value, study=study, storage=storage, seed=seed)
+                          sampler=sampler.value, pruner=pruner.value, study=study, storage=storage, seed=seed,
+                          heartbeat=heartbeat, grace=grace)
     configured = Search(config)  # validates budgets, space, data and feasibility before anything is written
     result = configured.run(Store(db), progress=output is OutputFormat.table and console.is_terminal)
     if output is OutputFormat.json:
@@ -505,6 +520,216 @@ def teacher_train(
     target = out or Path("results") / "teachers" / f"{name}-{Path(data.replace(':', '-')).name}-seed{seed}.pt"
     record = train_teacher(config, target, store, progress=output is not OutputFormat.json or console.is_terminal)
     _print_record(record, output, f"teacher {name} on {data}")
+
+
+@plot_app.command("features")
+def plot_features(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by train or import-checkpoint.")],
+    image: Annotated[Path, typer.Argument(help="An image file (PNG, JPEG, ...), resized to the checkpoint's "
+                                          "training resolution in pixels (224 if the checkpoint has none).")],
+    block: Annotated[int, typer.Option("--block", help="Block index, 0 = the first block after the stem.")],
+    after_sign: Annotated[bool, typer.Option("--after-sign/--before-sign", help="Maps after the activation "
+                                             "binarizer (exactly -1/+1) or its real-valued input.")] = True,
+    maps: Annotated[int, typer.Option("--maps", help="Draw the first N channels.")] = 64,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path (default results/CHECKPOINT-blockN-"
+                                             "features.png).")] = None,
+) -> None:
+    """Feature maps of one image at the activation binarizer of block N's first binary conv: a PNG grid, one
+    125 x 125 px cell per channel."""
+    from .report.plots import plot_feature_maps
+
+    target = out or Path("results") / f"{checkpoint.parent.name}-{checkpoint.stem}-block{block}-features.png"
+    try:
+        features = plot_feature_maps(checkpoint, image, block, target, after_sign, maps)
+    except OSError as exc:
+        raise BnextbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
+    console.print(f"wrote {target} ({features.layer}, {len(features.activations)} channels of "
+                  f"{features.activations.shape[1]}x{features.activations.shape[2]} px)")
+
+
+ReportFormat = _choices("ReportFormat", ("md", "csv", "json", "html"))
+StudyOption = Annotated[str | None, typer.Option("--study", help="A search study (see `bnextbench search`).")]
+
+
+@app.command()
+def baselines(
+    budget: Annotated[list[str] | None, typer.Option("--budget", help="Upper limit the width is fitted to: a "
+                                              "number, optional k/M/G/T and BOPs, FLOPs, OPs, Params or MiB (e.g. "
+                                              "0.3GBOPs), counted at the training resolution; repeatable. Default: "
+                                              "the study's.")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Train under this study's protocol (data, "
+                                                 "resolution, train limit, recipe, epochs) and budgets.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="digits | imagefolder:PATH | cifar10:PATH | "
+                                                "cifar100:PATH (default digits; not with --study).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (default: the search's, "
+                                                  "3).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per step (default: the "
+                                                      "search's, 64).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Peak AdamW learning rate (default: the search's, "
+                                                "2e-3).")] = None,
+    train_limit: LimitOption = None,
+    resolution: ResolutionOption = None,
+    seed: Annotated[list[int] | None, typer.Option("--seed", help="Seed; repeat to train several (top-1 mean ± std in "
+                                            "compare). Default: the study's, or 0.")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Baseline to train; repeatable (default "
+                                             "xnor_resnet18, birealnet18, reactnet_a).")] = None,
+    device: DeviceOption = None,
+    db: DbOption = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """Train XNOR-Net, Bi-Real and ReActNet-A width-scaled to a budget under one protocol, stored as ordinary runs."""
+    from .report.leaderboard import study_budgets, study_protocol
+    from .search import parse_budgets
+    from .search.baselines import BASELINE_MODELS, flag_protocol, run_baselines
+    from .search.study import SearchConfig
+    from .store import Store
+
+    unknown = [m for m in model or [] if m not in BASELINE_MODELS]
+    if unknown:
+        raise BnextbenchError(f"unknown baseline {', '.join(unknown)}; choose from {', '.join(BASELINE_MODELS)}")
+    if study is not None:
+        given = [flag for flag, value in (("--data", data), ("--epochs", epochs), ("--batch-size", batch_size),
+                                          ("--lr", lr), ("--train-limit", train_limit),
+                                          ("--resolution", resolution)) if value is not None]
+        if given:
+            raise BnextbenchError(f"--study fixes the protocol; drop {', '.join(given)}")
+        store = Store(db)
+        protocol, num_classes = study_protocol(store, study)
+        budgets = parse_budgets(budget or study_budgets(store, study))
+    else:
+        budgets = parse_budgets(budget)
+        protocol, num_classes = flag_protocol(data or "digits", epochs or SearchConfig.epochs,
+                                              batch_size or SearchConfig.batch_size, lr or SearchConfig.lr,
+                                              seed[0] if seed else 0, train_limit, resolution)
+        store = Store(db)
+    records = run_baselines(store, budgets, protocol, num_classes, model or BASELINE_MODELS, seed or None,
+                            device=device, progress=output is not OutputFormat.json or console.is_terminal)
+    if output is OutputFormat.json:
+        print(json.dumps(records))
+        return
+    if output is OutputFormat.csv:
+        _write_csv(records, ("model", "width_mult", "seed", "run_id", "top1", "reused"))
+        return
+    table = Table(title=f"baselines under {', '.join(b.text for b in budgets)}: {protocol['data']} at "
+                        f"{protocol['resolution']} px, {protocol['recipe']['epochs']} epochs")
+    for header in ("model", "width", "seed", "run", "top-1 (%)", "trained"):
+        table.add_column(header, justify="left" if header == "model" else "right")
+    for record in records:
+        table.add_row(record["model"], f"{record['width_mult']:g}", str(record["seed"]), str(record["run_id"]),
+                      _maybe(record["top1"]), "reused" if record["reused"] else "now")
+    console.print(table)
+
+
+def _columns_table(title: str, columns, rows: list[dict]) -> Table:
+    from .report.leaderboard import cell_text
+
+    table = Table(title=title)
+    columns = [c for c in columns if any(cell_text(row, c) for row in rows)]  # no column empty in every row
+    for column in columns:
+        wraps = column.key in ("model", "teacher", "source", "prior", "tag")
+        table.add_column(column.header, justify="left" if wraps or column.key in ("kind", "figure") else "right",
+                         no_wrap=not wraps, overflow="fold")
+    for row in rows:
+        table.add_row(*(cell_text(row, column) for column in columns))
+    return table
+
+
+@app.command()
+def compare(
+    study: StudyOption = None,
+    data: Annotated[str | None, typer.Option("--data", help="Only local runs on this data spec.")] = None,
+    design: Annotated[bool, typer.Option("--design", help="Show the BNext comparison table's design columns "
+                                         "(BN, PReLU, SE, quantization, KD) of the published rows.")] = False,
+    counted: Annotated[bool, typer.Option("--published-vs-counted", help="Instead: each published count of a "
+                                          "model bnextbench implements against its own count at 224 px, "
+                                          "flagged when off by more than 3 %.")] = False,
+    db: DbOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Searched candidates against same-protocol baselines, one ranking per data set and resolution, and the
+    published ImageNet rows apart. Counts: BOPs, FLOPs, OPs and params in millions at each row's resolution."""
+    from .report.leaderboard import (
+        COUNTED_COLUMNS,
+        DESIGN_COLUMNS,
+        LEADERBOARD_COLUMNS,
+        build_leaderboard,
+        counted_csv,
+        counted_rows,
+        open_store,
+        to_csv,
+        to_json,
+    )
+
+    if counted:  # needs no results database
+        rows = counted_rows()
+        if output is OutputFormat.json:
+            print(json.dumps(rows))
+        elif output is OutputFormat.csv:
+            sys.stdout.write(counted_csv(rows))
+        else:
+            console.print(_columns_table("published against counted at 224 px, 1000 classes (difference = "
+                                         "counted / published - 1)", COUNTED_COLUMNS, rows))
+        return
+    board = build_leaderboard(open_store(db), study, data)
+    if output is OutputFormat.json:
+        print(json.dumps(to_json(board)))
+    elif output is OutputFormat.csv:
+        sys.stdout.write(to_csv(board))
+    else:
+        for section in board.sections:
+            shown = tuple(c for c in LEADERBOARD_COLUMNS if c.key not in ("data", "resolution"))  # in the title
+            shown += DESIGN_COLUMNS if design and section.kind == "published" else ()
+            console.print(_columns_table(section.title, shown, section.rows))
+
+
+@app.command()
+def report(
+    formats: Annotated[list[ReportFormat] | None, typer.Option("--format", help="md, csv, json or html; repeatable "
+                                                        "(default all four).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output folder; written all or nothing.")] = Path("results") /
+    "report",
+    study: StudyOption = None,
+    data: Annotated[str | None, typer.Option("--data", help="Only local runs on this data spec.")] = None,
+    model_card: Annotated[list[int] | None, typer.Option("--model-card", help="Instead: a Hugging Face model card "
+                                                  "(model-index YAML) for this run id; repeatable.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write the leaderboard (Markdown, CSV, JSON, self-contained HTML), a Pareto plot of top-1 (%) against OPs
+    (BOPs/64 + FLOPs, log scale; PNG and SVG) and the report's provenance; or model cards of chosen runs. Tables
+    give BOPs, FLOPs, OPs and params in millions at each row's resolution; JSON gives absolute counts."""
+    from .report.leaderboard import (
+        build_leaderboard,
+        open_store,
+        write_model_cards,
+        write_report,
+    )
+
+    store = open_store(db)
+    if model_card:
+        written = write_model_cards(store, model_card, out)
+    else:
+        written = write_report(build_leaderboard(store, study, data), out,
+                               [f.value for f in formats or ReportFormat])
+    console.print(f"wrote {', '.join(path.name for path in written)} to {out}")
+
+
+@app.command()
+def worker(
+    study: Annotated[str, typer.Option("--study", help="The study to work on (created by `bnextbench search`).")],
+    storage: Annotated[str, typer.Option("--storage", help="Its Optuna storage: postgresql://USER@HOST/DB, "
+                                         "journal:PATH or another SQLAlchemy URL.")],
+    db: DbOption = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """Join a search study with the budget, space, data and recipe it records; run trials until it is full."""
+    from .search.study import join_search
+    from .store import Store
+
+    result = join_search(study, storage, Store(db), progress=output is OutputFormat.table and console.is_terminal)
+    if output is OutputFormat.json:
+        print(json.dumps(result))
+        return
+    console.print(_leaderboard(result))
 
 
 @app.command()

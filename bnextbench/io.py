@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import tempfile
@@ -21,14 +22,23 @@ def _atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     try:
         write(temporary)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # disk full, quota, read-only folder: one line, the old file intact
+            raise BnextbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 
 def atomic_torch_save(payload: Any, path: str | Path) -> None:
     """torch.save to a temporary file in the same folder, then rename over ``path``."""
-    _atomic_write(path, lambda temporary: torch.save(payload, temporary))
+
+    def save(temporary: str) -> None:
+        try:
+            torch.save(payload, temporary)
+        except RuntimeError as exc:  # how torch's zip writer reports a failed write (full disk, size limit)
+            raise OSError(errno.EIO, f"torch.save failed: {str(exc).splitlines()[0]}") from None
+
+    _atomic_write(path, save)
 
 
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:

@@ -1,8 +1,12 @@
-"""The results store: every run, its per-epoch metrics and final figures, in SQLite via SQLAlchemy 2.
+"""The results store: every run, its per-epoch metrics and final figures, via SQLAlchemy 2.
 
-The only module that touches the database. Each write is one transaction, so a crash leaves
-either the previous row or the new one, never half of it. A run whose process died while it was
-"running" is marked "interrupted" the next time the store is opened.
+The only module that touches the database: an SQLite file by default (WAL mode and a 30 s busy
+timeout, so several local processes can share it), or any SQLAlchemy URL such as PostgreSQL for
+workers on many machines. Each write is one transaction, so a crash leaves either the previous row
+or the new one, never half of it; a failed write is one :class:`StoreError` line. A run whose
+process died while it was "running" is marked "interrupted" the next time the store is opened.
+The schema is versioned with Alembic (``bnextbench/migrations``): opening a database written by
+an older bnextbench upgrades it in place, in one transaction, under :meth:`Store.exclusive`.
 """
 
 from __future__ import annotations
@@ -10,18 +14,47 @@ from __future__ import annotations
 import json
 import os
 import socket
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, create_engine, event, select
-from sqlalchemy.exc import DatabaseError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    create_engine,
+    event,
+    func,
+    inspect,
+    make_url,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    selectinload,
+    sessionmaker,
+)
 
 from .errors import BnextbenchError
 
 DEFAULT_DB = Path("results") / "bnextbench.db"
 RUN_STATES = ("running", "completed", "interrupted", "diverged", "failed", "pruned")
+SQLITE_BUSY_TIMEOUT_S = 30
+VERSION_TABLE = "bnextbench_alembic_version"  # Optuna keeps its own "alembic_version" in the same database
+FIRST_REVISION = "0001"  # the schema of bnextbench 0.1, which had no version table
+ADVISORY_LOCK_KEY = 0x626E6578  # "bnex": PostgreSQL advisory lock serialising migrations and study set-up
 
 
 class StoreError(BnextbenchError):
@@ -29,11 +62,11 @@ class StoreError(BnextbenchError):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON}
 
 
 class Run(Base):
@@ -89,9 +122,14 @@ class EpochMetric(Base):
 
 
 class SearchTrial(Base):
-    """One trial of a search study and the run that trained it (none when infeasible or reused)."""
+    """One trial of a search study and the run that trained it (none when infeasible or reused).
+
+    One row per Optuna trial number. A trial whose worker died is kept as "failed" (with the
+    worker and the run it left behind); its retry is a new trial whose ``retry_of`` names it.
+    """
 
     __tablename__ = "search_trials"
+    __table_args__ = (Index("ix_search_trials_study_trial", "study", "trial_number", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study: Mapped[str] = mapped_column(String(255), index=True)
@@ -100,12 +138,14 @@ class SearchTrial(Base):
     candidate: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
-    bops: Mapped[int]
+    bops: Mapped[int] = mapped_column(BigInteger)  # 52e9 for BNext-L at 224 px: past PostgreSQL's INTEGER
     flops: Mapped[float] = mapped_column(Float)
     ops: Mapped[float] = mapped_column(Float)
     params: Mapped[int]
     top1: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=_now)
+    worker: Mapped[str | None] = mapped_column(String(320))  # host:pid of the process that ran the trial
+    retry_of: Mapped[int | None]  # the trial number this trial retries (its worker died)
 
 
 def pid_alive(pid: int) -> bool:
@@ -118,8 +158,77 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def worker_identity() -> str:
+    """host:pid of this process, as recorded with its trials."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind an SQLite URL (None for in-memory databases, other engines and malformed URLs)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    database = parsed.database
+    if parsed.query.get("uri") == "true":
+        database = database.removeprefix("file:")
+    return Path(database)
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """create_engine keywords for ``url``: SQLite waits for a busy file; server connections are pinged."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    return {"pool_pre_ping": True}
+
+
+def use_sqlite_wal(engine: Engine) -> None:
+    """On SQLite: foreign keys, the busy timeout and write-ahead logging (kept in the file, so Optuna's
+    connections to it use WAL too): readers never block the writer, writers queue instead of failing."""
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def shown(location: Any) -> str:
+    """A database location for messages: URLs without their password."""
+    text = str(location)
+    if "://" not in text:
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return text
+
+
+def database_error(location: Any, exc: BaseException, doing: str = "write to",
+                   what: str = "results database") -> StoreError:
+    """One line for a failed database operation, with the likely cause of the common SQLite failures."""
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    hints = {
+        "database is locked": f"another process held it for {SQLITE_BUSY_TIMEOUT_S} s; for many local workers "
+                              "use --storage journal:PATH, for many machines PostgreSQL",
+        "readonly": "the file or its folder is read-only",
+        "disk is full": "free some disk space",
+        "disk I/O error": "the disk may be full, the file size limited or the device failing",
+        "malformed": "the file is damaged; restore it from a copy (PRAGMA integrity_check lists the damage)",
+        "not a database": "the file is damaged or not an SQLite database",
+    }
+    hint = next((text for key, text in hints.items() if key in reason), None)
+    return StoreError(f"cannot {doing} {what} {shown(location)}: {reason}" + (f" ({hint})" if hint else ""))
+
+
 class Store:
-    """A results database; ``url`` is an SQLAlchemy URL or a file path (SQLite)."""
+    """A results database; ``location`` is an SQLAlchemy URL or a file path (SQLite)."""
 
     def __init__(self, location: str | Path | None = None):
         location = location or os.environ.get("BNEXTBENCH_DB") or DEFAULT_DB
@@ -132,36 +241,108 @@ class Store:
                 raise StoreError(f"cannot create the folder of database {path}: {exc.strerror}") from None
             text = f"sqlite:///{path}"
         self.url = text
-        self.engine = create_engine(text)
-        if text.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self.engine = create_engine(text, **engine_options(text))
+        except (ArgumentError, ValueError, ImportError) as exc:  # malformed URL, unknown dialect, no driver
+            raise StoreError(f"cannot use results database {shown(location)}: {exc}") from None
+        use_sqlite_wal(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            Base.metadata.create_all(self.engine)
+            self._migrate()
             self._mark_dead_runs_interrupted()
         except (OperationalError, DatabaseError) as exc:
-            raise StoreError(f"cannot open results database {location}: {exc.orig}") from None
+            raise database_error(location, exc, "open") from None
 
     def session(self) -> Session:
         return self._sessions()
 
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """One write transaction; a database failure becomes one StoreError line and nothing is written."""
+        try:
+            with self.session() as session, session.begin():
+                yield session
+        except (OperationalError, DatabaseError) as exc:
+            raise database_error(self.url, exc) from None
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Held by one process at a time per database: a lock file beside an SQLite file, an advisory
+        lock on PostgreSQL. Serialises schema migrations and the set-up of a shared study."""
+        path = sqlite_path(self.url)
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as connection:
+                connection.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
+                yield
+        elif path is not None:
+            from filelock import FileLock, Timeout
+
+            try:
+                lock = FileLock(f"{path}-lock", timeout=10 * SQLITE_BUSY_TIMEOUT_S)
+                lock.acquire()
+            except Timeout:
+                raise StoreError(f"another process kept {path}-lock for {10 * SQLITE_BUSY_TIMEOUT_S} s") from None
+            except OSError as exc:
+                raise StoreError(f"cannot lock results database {path}: {exc.strerror or exc}") from None
+            try:
+                yield
+            finally:
+                lock.release()
+        else:  # in-memory SQLite, other servers: nothing to share
+            yield
+
+    def _migrate(self) -> None:
+        """Bring the schema to the newest revision (a new database is made by the same migrations)."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", "bnextbench:migrations")
+        scripts = ScriptDirectory.from_config(config)
+        head = scripts.get_current_head()
+
+        def revision(connection: Connection) -> str | None:
+            return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+        with self.engine.connect() as connection:
+            if revision(connection) == head:
+                return
+        with self.exclusive(), self.engine.begin() as connection:
+            if connection.dialect.name == "sqlite":  # pysqlite runs DDL outside any transaction unless told
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            current = revision(connection)
+            if current == head:
+                return
+            if current is not None and current not in {script.revision for script in scripts.walk_revisions()}:
+                raise StoreError(f"results database {self.url} has schema {current}, newer than this bnextbench "
+                                 f"knows ({head}); upgrade bnextbench")
+            config.attributes["connection"] = connection
+            if current is None and inspect(connection).has_table("runs"):
+                command.stamp(config, FIRST_REVISION)  # written by bnextbench 0.1, before migrations existed
+            command.upgrade(config, "head")
+
     def _mark_dead_runs_interrupted(self) -> None:
         host = socket.gethostname()
-        with self.session() as session, session.begin():
-            for run in session.scalars(select(Run).where(Run.status == "running", Run.host == host)):
-                if not pid_alive(run.pid):
+        with self.session() as session:
+            dead = [run.id for run in session.scalars(select(Run).where(Run.status == "running", Run.host == host))
+                    if not pid_alive(run.pid)]
+        if dead:
+            with self._writing() as session:
+                for run in session.scalars(select(Run).where(Run.id.in_(dead), Run.status == "running")):
                     run.status = "interrupted"
                     run.message = run.message or "the process ended without finishing the run"
 
     def create_run(self, **fields: Any) -> int:
-        with self.session() as session, session.begin():
+        with self._writing() as session:
             run = Run(host=socket.gethostname(), pid=os.getpid(), **fields)
             session.add(run)
             session.flush()
             return run.id
 
     def update_run(self, run_id: int, **fields: Any) -> None:
-        with self.session() as session, session.begin():
+        with self._writing() as session:
             run = session.get(Run, run_id)
             if run is None:
                 raise StoreError(f"no run {run_id} in {self.url}")
@@ -170,26 +351,44 @@ class Store:
 
     def record_epoch(self, run_id: int, epochs_done: int, **metrics: float) -> None:
         """Add one epoch's metrics and advance the run, in one transaction."""
-        with self.session() as session, session.begin():
+        with self._writing() as session:
             run = session.get(Run, run_id)
             run.epochs_done = epochs_done
             session.add(EpochMetric(run_id=run_id, **metrics))
 
     def discard_epochs_after(self, run_id: int, epoch: int) -> None:
         """Drop metrics of epochs after ``epoch`` (their checkpoint was never written)."""
-        with self.session() as session, session.begin():
+        with self._writing() as session:
             for metric in session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id,
                                                                     EpochMetric.epoch > epoch)):
                 session.delete(metric)
 
     def record_trial(self, **fields: Any) -> None:
-        with self.session() as session, session.begin():
-            session.add(SearchTrial(**fields))
+        """One row per trial number of a study; ``worker`` defaults to this process."""
+        with self._writing() as session:
+            session.add(SearchTrial(**{"worker": worker_identity(), **fields}))
+
+    def record_failed_trial(self, study: str, trial_number: int, **fields: Any) -> None:
+        """Keep a trial whose worker died as "failed": a new row, or its row if it had written one."""
+        with self._writing() as session:
+            row = session.scalars(select(SearchTrial).where(SearchTrial.study == study,
+                                                            SearchTrial.trial_number == trial_number)).first()
+            if row is None:
+                session.add(SearchTrial(study=study, trial_number=trial_number, state="failed", **fields))
+            else:
+                row.state = "failed"
 
     def trials(self, study: str) -> list[SearchTrial]:
         with self.session() as session:
             return list(session.scalars(select(SearchTrial).where(SearchTrial.study == study)
                                         .order_by(SearchTrial.trial_number)))
+
+    def trial_run(self, study: str, trial_number: int) -> Run | None:
+        """The run a search started for this trial (the search keeps study and trial in the run's recipe)."""
+        with self.session() as session:
+            return session.scalars(select(Run).where(Run.recipe["study"].as_string() == study,
+                                                     Run.recipe["trial"].as_integer() == trial_number)
+                                   .order_by(Run.id.desc())).first()
 
     def find_completed_run(self, candidate_hash: str, protocol: dict[str, Any]) -> Run | None:
         """A completed run of the same candidate under the same protocol (data, resolution, recipe, limit)."""
@@ -201,22 +400,14 @@ class Store:
 
     def get_run(self, run_id: int) -> Run:
         with self.session() as session:
-            run = session.get(Run, run_id)
+            run = session.get(Run, run_id, options=[selectinload(Run.epochs)])  # metrics loaded with the run
             if run is None:
                 raise StoreError(f"no run {run_id} in {self.url}")
-            run.epochs  # load the metrics while the session is open
             return run
 
     def runs(self) -> Iterator[Run]:
         with self.session() as session:
             yield from session.scalars(select(Run).order_by(Run.id))
-
-
-def _sqlite_pragmas(connection, _record) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
 
 
 def run_summary(run: Run) -> dict[str, Any]:

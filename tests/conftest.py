@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from bnextbench.cli import main
 from bnextbench.models import create_model, list_models
 
 SMALL_RESOLUTION = 32
@@ -29,3 +32,20 @@ def _private_cache(tmp_path_factory):
     os.environ["BNEXTBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     yield
     del os.environ["BNEXTBENCH_CACHE"]
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """The bnextbench command line, run in-process: ``run_cli(*args) -> (exit code, stdout, stderr)``."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["bnextbench", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 
 import pytest
 import torch
 
-from bnextbench.cli import main
 from bnextbench.models import list_models, named_spec
 
 SUMMARY_KEYS = {
@@ -19,19 +17,10 @@ SUMMARY_KEYS = {
 }
 
 
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["bnextbench", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def test_profile_json_has_plain_numbers(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "profile", "bnext_tiny", "--format", "json", "--ops-rule", "bnext-paper")
+def test_profile_json_has_plain_numbers(run_cli):
+    code, out, _ = run_cli("profile", "bnext_tiny", "--format", "json", "--ops-rule", "bnext-paper")
     assert code == 0
     data = json.loads(out)
     assert SUMMARY_KEYS <= set(data)
@@ -40,8 +29,8 @@ def test_profile_json_has_plain_numbers(monkeypatch, capsys):
     assert all(isinstance(data[key], (int, float)) for key in SUMMARY_KEYS - {"model", "ops_rule"})
 
 
-def test_profile_csv_per_layer_and_small_resolution(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "profile", "reactnet_a", "--resolution", "32", "--num-classes", "10",
+def test_profile_csv_per_layer_and_small_resolution(run_cli):
+    code, out, _ = run_cli("profile", "reactnet_a", "--resolution", "32", "--num-classes", "10",
                        "--per-layer", "--format", "csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -50,24 +39,24 @@ def test_profile_csv_per_layer_and_small_resolution(monkeypatch, capsys):
     assert sum(int(row["bops"]) for row in rows) == 4_816_896_000 * 4 // 49  # maps 1/3.5 of ImageNet's
 
 
-def test_profile_table_names_rule_and_units(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "profile", "birealnet18", "--per-layer")
+def test_profile_table_names_rule_and_units(run_cli):
+    code, out, _ = run_cli("profile", "birealnet18", "--per-layer")
     assert code == 0
     assert "ops rule 'bits'" in out and "BOPs (G)" in out and "1.6763" in out
 
 
-def test_profile_spec_file(monkeypatch, capsys, tmp_path):
+def test_profile_spec_file(tmp_path, run_cli):
     spec = named_spec("bnext_tiny", num_classes=10, stem_stride=1)
     path = tmp_path / "spec.json"
     path.write_text(spec.to_json())
-    code, out, _ = run(monkeypatch, capsys, "profile", "--spec", str(path), "--resolution", "32", "--format", "json")
+    code, out, _ = run_cli("profile", "--spec", str(path), "--resolution", "32", "--format", "json")
     assert code == 0
     data = json.loads(out)
     assert data["bops"] == 393_216_000 and data["model"] == f"bnext-spec-{spec.hash}"
 
 
-def test_models_lists_every_registered_model(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "models", "--format", "json")
+def test_models_lists_every_registered_model(run_cli):
+    code, out, _ = run_cli("models", "--format", "json")
     assert code == 0
     rows = json.loads(out)
     assert [row["model"] for row in rows] == list_models()
@@ -90,11 +79,11 @@ def test_models_lists_every_registered_model(monkeypatch, capsys):
         (("import-checkpoint", "README.md", "--model", "reactnet_a", "--out", "OUT"), "reference checkpoints exist"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, args, fragment):
+def test_bad_input_is_one_line_exit_2(monkeypatch, tmp_path, args, fragment, run_cli):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README.md").write_text("# not a checkpoint\n")
     before = set(tmp_path.iterdir())
-    code, out, err = run(monkeypatch, capsys, *args)
+    code, out, err = run_cli(*args)
     assert code == 2
     assert out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err
@@ -102,14 +91,14 @@ def test_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, args, fragm
     assert set(tmp_path.iterdir()) == before  # nothing written
 
 
-def test_bad_spec_json_is_one_line(monkeypatch, capsys, tmp_path):
+def test_bad_spec_json_is_one_line(tmp_path, run_cli):
     path = tmp_path / "spec.json"
     path.write_text('{"stem_width": 8, "colour": "red"}')
-    code, _, err = run(monkeypatch, capsys, "profile", "--spec", str(path))
+    code, _, err = run_cli("profile", "--spec", str(path))
     assert code == 2 and "unknown spec field(s): colour" in err
 
 
-def test_import_checkpoint_writes_a_loadable_file(monkeypatch, capsys, tmp_path):
+def test_import_checkpoint_writes_a_loadable_file(tmp_path, run_cli):
     from .test_checkpoint import REFERENCE_LISTING, reference_state
 
     if not REFERENCE_LISTING.is_file():
@@ -117,7 +106,7 @@ def test_import_checkpoint_writes_a_loadable_file(monkeypatch, capsys, tmp_path)
     state = reference_state(json.loads(REFERENCE_LISTING.read_text())["bnext_tiny"])
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ref.pth")
     out = tmp_path / "sub" / "tiny.pt"
-    code, _, err = run(monkeypatch, capsys, "import-checkpoint", str(tmp_path / "ref.pth"), "--model", "bnext_tiny",
+    code, _, err = run_cli("import-checkpoint", str(tmp_path / "ref.pth"), "--model", "bnext_tiny",
                        "--out", str(out))
     assert code == 0, err
     saved = torch.load(out, weights_only=True)
@@ -126,17 +115,17 @@ def test_import_checkpoint_writes_a_loadable_file(monkeypatch, capsys, tmp_path)
     assert [p.name for p in out.parent.iterdir()] == ["tiny.pt"]  # no temporary file left
 
 
-def test_train_evaluate_and_runs(monkeypatch, capsys, tmp_path):
+def test_train_evaluate_and_runs(tmp_path, run_cli):
     db = str(tmp_path / "r.db")
-    code, out, err = run(monkeypatch, capsys, "train", "reactnet_a", "--width-mult", "0.25", "--epochs", "1",
+    code, out, err = run_cli("train", "reactnet_a", "--width-mult", "0.25", "--epochs", "1",
                          "--train-limit", "100", "--batch-size", "50", "--db", db, "--out", str(tmp_path / "run"),
                          "--format", "json")
     assert code == 0, err
     record = json.loads(out.strip().splitlines()[-1])
     assert {"run_id", "top1", "top5", "epochs", "train_images_per_s"} <= set(record)
-    code, out, _ = run(monkeypatch, capsys, "evaluate", str(tmp_path / "run" / "last.pt"), "--format", "json")
+    code, out, _ = run_cli("evaluate", str(tmp_path / "run" / "last.pt"), "--format", "json")
     assert code == 0 and json.loads(out)["top1"] == pytest.approx(record["top1"])
-    code, out, _ = run(monkeypatch, capsys, "runs", "--db", db, "--format", "json")
+    code, out, _ = run_cli("runs", "--db", db, "--format", "json")
     assert code == 0 and json.loads(out)[0]["status"] == "completed"
 
 
@@ -151,7 +140,6 @@ def test_train_evaluate_and_runs(monkeypatch, capsys, tmp_path):
         (("evaluate", "/nonexistent/last.pt"), "checkpoint not found"),
     ],
 )
-def test_bad_training_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, args, fragment):
-    code, out, err = run(monkeypatch, capsys, *args, "--db", str(tmp_path / "r.db")) if args[0] == "train" else run(
-        monkeypatch, capsys, *args)
+def test_bad_training_input_is_one_line_exit_2(tmp_path, args, fragment, run_cli):
+    code, out, err = run_cli(*args, "--db", str(tmp_path / "r.db")) if args[0] == "train" else run_cli(*args)
     assert code == 2 and fragment in err and err.count("\n") == 1

@@ -21,14 +21,7 @@ from bnextbench.search.study import Search, SearchConfig, SearchError, best_per_
 from bnextbench.store import Store
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "bnext.yaml"
-SMALL_SPACE = """family: bnext
-base: bnext_tiny
-stem_width: [8, 16]
-width_mult: [0.125, 0.25]
-depth: [[1], [1], [1, 2], [1, 2], [1]]
-elm_attention: [true, false]
-info_recoupling: [true, false]
-"""
+SMALL_SPACE = (Path(__file__).parent / "data" / "small-space.yaml").read_text()
 
 
 def small_config(tmp_path, **overrides) -> SearchConfig:
@@ -146,20 +139,12 @@ def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
     assert len(killed_run) == 1
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["bnextbench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    return code, *capsys.readouterr()
 
 
 @pytest.mark.parametrize("budget", ["0.3", "GBOPs", "-1GBOPs", "0.3XBOPs", "abc"])
-def test_bad_budgets_exit_2_and_write_nothing(monkeypatch, capsys, tmp_path, budget):
+def test_bad_budgets_exit_2_and_write_nothing(monkeypatch, tmp_path, budget, run_cli):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(monkeypatch, capsys, "search", "--budget", budget, "--db", str(tmp_path / "r.db"))
+    code, out, err = run_cli("search", "--budget", budget, "--db", str(tmp_path / "r.db"))
     assert code == 2 and err.startswith("error: budget") and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
@@ -172,19 +157,19 @@ def test_bad_budgets_exit_2_and_write_nothing(monkeypatch, capsys, tmp_path, bud
         ("family: bnext\nstem_width: [32]\nwidth_mult: [1.0]\ndepth: [[1], [2], [2], [6], [2]]\n", "admits no candidate"),
     ],
 )
-def test_bad_spaces_exit_2_and_write_nothing(monkeypatch, capsys, tmp_path, text, fragment):
+def test_bad_spaces_exit_2_and_write_nothing(monkeypatch, tmp_path, text, fragment, run_cli):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "space.yaml").write_text(text)
-    code, _, err = run_cli(monkeypatch, capsys, "search", "--budget", "1MBOPs", "--space", "space.yaml",
+    code, _, err = run_cli("search", "--budget", "1MBOPs", "--space", "space.yaml",
                            "--db", str(tmp_path / "r.db"))
     assert code == 2 and fragment in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]
 
 
-def test_search_json_lists_every_trial(monkeypatch, capsys, tmp_path):
+def test_search_json_lists_every_trial(tmp_path, run_cli):
     space = tmp_path / "space.yaml"
     space.write_text(SMALL_SPACE)
-    code, out, err = run_cli(monkeypatch, capsys, "search", "--budget", "20MBOPs", "--budget", "2MParams",
+    code, out, err = run_cli("search", "--budget", "20MBOPs", "--budget", "2MParams",
                              "--space", str(space), "--trials", "2", "--epochs", "1", "--train-limit", "60",
                              "--db", str(tmp_path / "r.db"), "--format", "json")
     assert code == 0, err
@@ -192,8 +177,8 @@ def test_search_json_lists_every_trial(monkeypatch, capsys, tmp_path):
     assert result["budgets"] == ["20MBOPs", "2MParams"]
     for trial in result["trials"]:
         assert {"number", "state", "arch", "hash", "bops", "flops", "ops", "params", "top1"} <= set(trial)
-    code, out, _ = run_cli(monkeypatch, capsys, "show", result["study"], "--db", str(tmp_path / "r.db"),
+    code, out, _ = run_cli("show", result["study"], "--db", str(tmp_path / "r.db"),
                            "--format", "json")
     assert code == 0 and "pareto_front" in json.loads(out)
-    code, _, err = run_cli(monkeypatch, capsys, "show", "nope", "--db", str(tmp_path / "r.db"))
+    code, _, err = run_cli("show", "nope", "--db", str(tmp_path / "r.db"))
     assert code == 2 and "unknown study" in err

@@ -1,0 +1,360 @@
+"""Scale-out: many workers on one study (PostgreSQL, the default SQLite file), a dead worker's trial
+retried once, and results databases of bnextbench 0.1 migrated with Alembic.
+
+The PostgreSQL server is a private one started here on loopback from the installed binaries
+(Debian's ``postgresql`` package, which ``.ci/run`` installs), or the one ``BNEXTBENCH_TEST_POSTGRES``
+names. Workers are real ``python -m bnextbench`` processes, started in parallel.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from optuna.trial import TrialState
+from sqlalchemy import create_engine, text
+
+from bnextbench.cli import main
+from bnextbench.search import parse_budgets
+from bnextbench.search.study import (
+    Search,
+    SearchConfig,
+    join_search,
+    load_summary,
+    open_storage,
+)
+from bnextbench.store import VERSION_TABLE, Base, Store
+
+V01_DB = Path(__file__).parent / "data" / "results-v0.1.db"
+SPACE = (Path(__file__).parent / "data" / "small-space.yaml").read_text()
+TINY = ["--budget", "20MBOPs", "--resolution", "16", "--batch-size", "40", "--sampler", "random", "--pruner", "none"]
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+# --- a private PostgreSQL server -------------------------------------------------------------------------------
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("pg_ctl") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))), None)
+    return Path(found).resolve().parent if found else None  # /usr/local/bin/pg_ctl -> the server's bin folder
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A server URL without database; initdb and pg_ctl run as ``nobody`` when we are root (postgres refuses root)."""
+    if os.environ.get("BNEXTBENCH_TEST_POSTGRES"):
+        yield os.environ["BNEXTBENCH_TEST_POSTGRES"].rstrip("/")
+        return
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        if os.environ.get("BNEXTBENCH_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (BNEXTBENCH_REQUIRE_POSTGRES) but initdb/pg_ctl are not installed")
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed; .ci/run installs Debian's postgresql")
+    folder = Path(tempfile.mkdtemp(prefix="bnextbench-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "nobody")
+        as_user = ["runuser", "-u", "nobody", "--"]
+    port = _free_port()
+    data = folder / "data"
+    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "-U", "bnextbench", "--auth=trust", "--no-sync",
+                    "--no-locale", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-l", folder / "server.log", "-w", "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://bnextbench@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
+                       check=False, capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(postgres_server, request):
+    """A fresh database on the server for one test."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    engine = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return f"{postgres_server}/{name}"
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+def _worker(args: list[str], cwd: Path) -> subprocess.Popen:
+    """``python -m bnextbench ARGS`` in ``cwd``, one compute thread (several workers share two cores)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "bnextbench", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _finish(process: subprocess.Popen, timeout: float = 240) -> tuple[str, str]:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"a worker did not finish in {timeout} s: {err[-800:]}")
+    assert process.returncode == 0, err[-800:]
+    return out, err
+
+
+def _space(tmp_path: Path) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE)
+    return path
+
+
+def _check_trials_and_rows(study: optuna.Study, store: Store, size: int) -> list:
+    """The study holds exactly ``size`` counted trials, each with one row, each trained one with its run."""
+    trials = study.get_trials()
+    counted = [t for t in trials if t.state in COUNTED]
+    assert len(counted) == size
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    rows = {row.trial_number: row for row in store.trials(study.study_name)}
+    assert len(rows) == len(store.trials(study.study_name))  # one row per trial number (a unique index)
+    for trial in counted:
+        row = rows[trial.number]
+        assert row.state == ("infeasible" if trial.user_attrs.get("infeasible") else trial.state.name.lower())
+        assert row.worker == trial.user_attrs["worker"] and row.candidate_hash == trial.user_attrs["hash"]
+        if row.state == "complete":
+            run = store.get_run(row.run_id)
+            assert run.status == "completed" and run.top1 == row.top1 == trial.value
+            if "reused_run" not in trial.user_attrs:  # trained by this trial, not reused from an earlier one
+                assert run.recipe["study"] == study.study_name and run.recipe["trial"] == trial.number
+    trained = [rows[t.number].run_id for t in counted if "reused_run" not in t.user_attrs and rows[t.number].run_id]
+    assert len(trained) == len(set(trained))  # no run serves two trials
+    return trials
+
+
+# --- many workers, one study -----------------------------------------------------------------------------------
+
+def test_three_workers_share_one_study_on_postgres(postgres, tmp_path, monkeypatch, capsys):
+    space = _space(tmp_path)
+    args = ["search", *TINY, "--space", str(space), "--trials", "6", "--epochs", "1", "--train-limit", "120",
+            "--study", "shared", "--storage", postgres, "--db", postgres, "--seed", "3", "--format", "json"]
+    workers = [_worker(args, tmp_path / f"machine-{i}") for i in range(3)]  # three "machines", one server
+    outputs = [_finish(worker) for worker in workers]
+    for out, err in outputs:
+        assert "Traceback" not in err
+        assert json.loads(out.strip().splitlines()[-1])["study"] == "shared"
+
+    study = optuna.load_study(study_name="shared", storage=postgres)
+    trials = _check_trials_and_rows(study, Store(postgres), 6)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs.get("surplus") for t in failed)  # only trials asked for after the study was full
+    assert len({t.user_attrs["worker"] for t in trials if t.state in COUNTED}) >= 2  # the work was shared
+    assert study.user_attrs["search"]["workers"] == 3
+
+    monkeypatch.setattr(sys, "argv", ["bnextbench", "show", "shared", "--storage", postgres, "--db", postgres,
+                                      "--format", "json"])
+    main()  # any one machine sees everyone's trials and runs
+    shown = json.loads(capsys.readouterr().out)
+    assert len([t for t in shown["trials"] if t["state"] in ("complete", "pruned", "infeasible")]) == 6
+    trained = {row.run_id for row in Store(postgres).trials("shared") if row.run_id}
+    assert trained <= {run.id for run in Store(postgres).runs()}
+
+
+def test_killed_worker_trial_is_failed_then_retried_once(postgres, tmp_path, monkeypatch, capsys):
+    space = _space(tmp_path)
+    common = ["--study", "killed", "--storage", postgres, "--db", postgres]
+    victim = _worker(["search", *TINY, "--space", str(space), "--trials", "3", "--epochs", "2", "--train-limit",
+                      "160", "--seed", "4", "--heartbeat", "1", "--grace", "3", *common], tmp_path / "victim")
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            time.sleep(0.5)
+            assert victim.poll() is None, victim.stderr.read()[-800:]
+            if "killed" not in optuna.study.get_all_study_names(postgres):
+                continue
+            trials = optuna.load_study(study_name="killed", storage=postgres).get_trials()
+            done = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
+            running = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("run_id")]
+            if done and running:  # one trial finished, another one epoch into its run
+                victim.send_signal(signal.SIGKILL)
+                killed = running[0].number
+                break
+        else:
+            pytest.fail("the victim never had a finished and a running trial at once")
+    finally:
+        victim.kill()
+        victim.communicate()
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bnextbench", "worker", *common, "--format", "json"])
+    main()  # a new worker joins with the study's own settings and finishes it
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["study"] == "killed"
+
+    store = Store(postgres)
+    study = optuna.load_study(study_name="killed", storage=postgres)
+    trials = _check_trials_and_rows(study, store, 3)
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == [killed]  # nothing else failed
+    dead = trials[killed]
+    assert "fail_reason" not in dead.system_attrs  # it died, no error was raised
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == dead.params
+    for number, value in done.items():
+        assert trials[number].state == TrialState.COMPLETE and trials[number].value == value
+
+    rows = {row.trial_number: row for row in store.trials("killed")}
+    assert rows[killed].state == "failed" and rows[killed].worker.endswith(f":{victim.pid}")
+    assert rows[retries[0].number].retry_of == killed and rows[retries[0].number].state == "complete"
+    dead_run = store.get_run(dead.user_attrs["run_id"])
+    assert rows[killed].run_id == dead_run.id and dead_run.status == "interrupted"
+    assert dead_run.recipe["trial"] == killed and len(dead_run.epochs) == dead_run.epochs_done >= 1
+
+
+def _plant_dead_trial(storage, study: str, host: str, pid: int):
+    """A running trial as a worker leaves it when it dies after sampling its first parameter."""
+    trial = optuna.load_study(study_name=study, storage=storage).ask()
+    for key, value in {"host": host, "pid": pid, "worker": f"{host}:{pid}"}.items():
+        trial.set_user_attr(key, value)
+    trial.suggest_categorical("stem_width", [8, 16])
+    return trial
+
+
+def _search_config(tmp_path: Path, study: str, trials: int = 1, **settings) -> SearchConfig:
+    return SearchConfig(budgets=parse_budgets(["20MBOPs"]), space=_space(tmp_path), trials=trials, epochs=1,
+                        train_limit=60, batch_size=30, sampler="random", pruner="none", study=study, seed=5, **settings)
+
+
+def _check_retried(result: dict, dead: optuna.Trial, size: int) -> None:
+    trials = {t["number"]: t for t in result["trials"]}
+    assert trials[dead.number]["state"] == "fail"
+    retries = [t for t in result["trials"] if t["retry_of"] == dead.number]
+    assert len(retries) == 1 and retries[0]["state"] == "complete"
+    assert retries[0]["arch"]["spec"]["stem_width"] == dead.params["stem_width"]  # the same draw, tried again
+    assert sum(t["state"] in ("complete", "pruned", "infeasible") for t in result["trials"]) == size
+
+
+def test_heartbeat_retries_a_trial_whose_remote_worker_went_silent(tmp_path, monkeypatch):
+    """A worker on another machine stops beating: after the grace period a local worker fails its trial
+    (Optuna's heartbeat) and runs the retry."""
+    monkeypatch.chdir(tmp_path)
+    store = Store(tmp_path / "r.db")
+    Search(_search_config(tmp_path, "silent", heartbeat=1, grace=2)).run(store, progress=False)
+    storage = optuna.storages.RDBStorage(store.url)
+    dead = _plant_dead_trial(storage, "silent", "elsewhere", 1)
+    storage.record_heartbeat(dead._trial_id)  # its last beat
+    time.sleep(3)
+    _check_retried(Search(_search_config(tmp_path, "silent", trials=3)).run(store, progress=False), dead, 3)
+
+
+def test_journal_storage_retries_the_trial_of_a_dead_local_process(tmp_path, monkeypatch):
+    """With Optuna's journal file (no heartbeat) a trial whose process is gone on this host is retried."""
+    monkeypatch.chdir(tmp_path)
+    store, journal = Store(tmp_path / "r.db"), f"journal:{tmp_path / 'study.journal'}"
+    Search(_search_config(tmp_path, "journaled", storage=journal)).run(store, progress=False)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = _plant_dead_trial(open_storage(journal), "journaled", socket.gethostname(), gone.pid)
+    result = Search(_search_config(tmp_path, "journaled", trials=2, storage=journal)).run(store, progress=False)
+    _check_retried(result, dead, 2)
+    assert join_search("journaled", journal, store, progress=False)["trials"] == result["trials"]  # full: no work
+    assert load_summary("journaled", journal)["trials"] == result["trials"]
+
+
+def test_two_local_processes_share_the_default_sqlite_file(tmp_path):
+    space = _space(tmp_path)
+    args = ["search", *TINY, "--space", str(space), "--trials", "6", "--epochs", "2", "--train-limit", "120",
+            "--study", "local", "--seed", "6"]  # no --db, no --storage: results/bnextbench.db for both
+    workers = [_worker(args, tmp_path) for _ in range(2)]
+    for worker in workers:
+        _, err = _finish(worker)
+        assert "locked" not in err and "Traceback" not in err
+
+    db = tmp_path / "results" / "bnextbench.db"
+    study = optuna.load_study(study_name="local", storage=f"sqlite:///{db}")
+    trials = _check_trials_and_rows(study, Store(db), 6)
+    assert all(t.user_attrs.get("surplus") for t in trials if t.state == TrialState.FAIL)
+    assert len({t.user_attrs["worker"] for t in trials if t.state in COUNTED}) == 2  # both wrote, concurrently
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+# --- migrations ------------------------------------------------------------------------------------------------
+
+def _schema_differences(url: str) -> list:
+    """Alembic's comparison of the database against the models, on bnextbench's tables."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={
+            "version_table": VERSION_TABLE, "compare_type": True,
+            "include_name": lambda name, kind, _parent: kind != "table" or name in Base.metadata.tables,
+        })
+        differences = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    return differences
+
+
+def test_database_of_version_0_1_is_migrated_and_keeps_its_rows(tmp_path):
+    db = tmp_path / "results.db"
+    shutil.copy(V01_DB, db)  # the committed file stays as bnextbench 0.1 wrote it
+    tables = ("runs", "epoch_metrics", "search_trials")
+    with sqlite3.connect(db) as connection:
+        before = {table: connection.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in tables}
+        optuna_version = connection.execute("SELECT * FROM alembic_version").fetchall()
+        assert not connection.execute("SELECT name FROM sqlite_master WHERE name = ?", (VERSION_TABLE,)).fetchall()
+    assert all(before.values())
+
+    store = Store(db)
+
+    with sqlite3.connect(db) as connection:
+        after = {table: connection.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in tables}
+        assert connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0002",)]
+        assert connection.execute("SELECT * FROM alembic_version").fetchall() == optuna_version  # Optuna's own
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert after["runs"] == before["runs"] and after["epoch_metrics"] == before["epoch_metrics"]
+    assert [row[:13] for row in after["search_trials"]] == before["search_trials"]  # old columns, same values
+    assert all(row[13:] == (None, None) for row in after["search_trials"])  # worker, retry_of: unknown in 0.1
+    assert _schema_differences(store.url) == []
+    study = optuna.load_study(study_name="v0.1", storage=store.url)  # Optuna still reads its tables
+    assert {t.user_attrs["run_id"] for t in study.trials} == {row.run_id for row in store.trials("v0.1")}
+
+
+def test_new_sqlite_database_gets_exactly_the_declared_schema(tmp_path):
+    store = Store(tmp_path / "new.db")
+    assert _schema_differences(store.url) == []
+
+
+def test_new_postgres_database_gets_exactly_the_declared_schema(postgres):
+    Store(postgres)
+    assert _schema_differences(postgres) == []
+
+
+@pytest.mark.parametrize("storage, fragment", [
+    ("journal:{tmp}/none.journal", "no journal"),
+    ("sqlite:///{tmp}/none.db", "no database"),
+    ("none.db", "unknown storage 'none.db'"),
+])
+def test_worker_for_a_missing_study_exits_2_and_creates_nothing(tmp_path, monkeypatch, capsys, storage, fragment):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bnextbench", "worker", "--study", "nope", "--storage",
+                                      storage.format(tmp=tmp_path), "--db", str(tmp_path / "r.db")])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and fragment in err
+    assert all(p.name.startswith("r.db") for p in tmp_path.iterdir())  # only the results database (and its WAL)
