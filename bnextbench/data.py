@@ -72,7 +72,20 @@ class ImageData:
         return len(self.classes)
 
 
-def _resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
+def normalization(kind: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std) that images of a data kind (``digits``, ``imagefolder``, ``cifar10``, ...) are
+    standardised with, on pixels scaled to [0, 1]."""
+    if kind == "digits":
+        return (0.5,) * 3, (0.5,) * 3
+    if kind in ("cifar10", "cifar100"):
+        return CIFAR_MEAN, CIFAR_STD
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    return IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+
+def resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """uint8 or float images (..., H, W) resized to resolution x resolution (antialiased)."""
     if images.shape[-1] == resolution and images.shape[-2] == resolution:
         return images
     from torchvision.transforms.v2 import functional as TF
@@ -91,9 +104,9 @@ def _load_digits(resolution: int) -> tuple:
     train_idx, test_idx = train_test_split(
         torch.arange(len(labels)).numpy(), test_size=DIGITS_TEST_FRACTION, stratify=labels.numpy(), random_state=0
     )
-    images = _resize(images, resolution)
+    images = resize(images, resolution)
     classes = [str(d) for d in range(10)]
-    return classes, images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], (0.5,) * 3, (0.5,) * 3
+    return classes, images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], *normalization("digits")
 
 
 def _class_folders(root: Path) -> dict[str, list[Path]]:
@@ -117,7 +130,7 @@ def _decode_folder(files: dict[str, list[Path]], classes: list[str], resolution:
                     tensor = TF.pil_to_tensor(image.convert("RGB"))
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise DataError(f"cannot decode image {path}: {exc.__class__.__name__}") from None
-            images.append(_resize(tensor, resolution))
+            images.append(resize(tensor, resolution))
             labels.append(label)
     if not images:
         raise DataError("no images found (expected .jpg/.png files inside the class folders)")
@@ -156,9 +169,7 @@ def _load_imagefolder(root: Path, resolution: int) -> tuple:
         temporary = cache.with_suffix(f".{os.getpid()}.tmp")
         torch.save(dict(zip(("train_images", "train_labels", "test_images", "test_labels"), tensors)), temporary)
         os.replace(temporary, cache)
-    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
-    return classes, *tensors, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    return classes, *tensors, *normalization("imagefolder")
 
 
 def _load_cifar(kind: str, root: Path, resolution: int, download: bool) -> tuple:
@@ -173,9 +184,9 @@ def _load_cifar(kind: str, root: Path, resolution: int, download: bool) -> tuple
 
     def tensors(split):
         images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()
-        return _resize(images, resolution), torch.tensor(split.targets)
+        return resize(images, resolution), torch.tensor(split.targets)
 
-    return list(train.classes), *tensors(train), *tensors(test), CIFAR_MEAN, CIFAR_STD
+    return list(train.classes), *tensors(train), *tensors(test), *normalization(kind)
 
 
 def balanced_subset(labels: torch.Tensor, limit: int, seed: int) -> torch.Tensor:

@@ -1,5 +1,9 @@
 """Prior BNNs width-scaled to a budget and trained under a study's protocol (same data, recipe, fidelity).
 
+A protocol is what a search trains every candidate under: ``{"data", "resolution", "train_limit",
+"recipe"}`` (see :class:`bnextbench.search.study.Search`); baselines trained under it rank beside the
+study's candidates.
+
 The width multiplier is the largest multiple of 1/64 whose analytic count fits every budget at the
 training resolution; counts only grow with width (channels are rounded up to multiples of 8 by timm's
 ``make_divisible``), so a bisection over the multiples finds it.
@@ -7,12 +11,15 @@ training resolution; counts only grow with width (channels are rounded up to mul
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import BnextbenchError
 from ..profiling import profile_model
-from ..store import Store
+from ..store import Run, Store
 from ..train import Recipe, TrainConfig, train
 from .budget import Budget
 
@@ -55,3 +62,49 @@ def train_baseline(model: str, budgets: list[Budget], protocol: dict[str, Any], 
     )
     record = train(config, store, progress=progress)
     return {**record, "model": model, "width_mult": width_mult}
+
+
+def flag_protocol(data: str, epochs: int, batch_size: int, lr: float, seed: int, train_limit: int | None = None,
+                  resolution: int | None = None) -> tuple[dict[str, Any], int]:
+    """The protocol a search with these flags trains under, and the data's number of classes."""
+    from ..data import load_data
+
+    images = load_data(data, resolution, train_limit, seed)
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    return ({"data": images.spec, "resolution": images.resolution, "train_limit": train_limit,
+             "recipe": recipe.to_dict()}, images.num_classes)
+
+
+def find_baseline_run(store: Store, model: str, width_mult: float, protocol: dict[str, Any]) -> Run | None:
+    """A completed run of ``model`` at ``width_mult`` under exactly ``protocol`` (seed included)."""
+    for run in store.runs():
+        if (run.status == "completed" and run.model == model and run.recipe.get("width_mult") == width_mult
+                and run.recipe.get("protocol") == protocol):
+            return run
+    return None
+
+
+def run_baselines(store: Store, budgets: list[Budget], protocol: dict[str, Any], num_classes: int,
+                  models: Iterable[str] = BASELINE_MODELS, seeds: Iterable[int] | None = None,
+                  out_root: Path = Path("results") / "checkpoints" / "baselines", device: str | None = None,
+                  progress: bool = True) -> list[dict[str, Any]]:
+    """Train each baseline at the width that fits ``budgets`` under ``protocol`` once per seed.
+
+    A baseline already trained under the same protocol and seed is reused, not trained again.
+    """
+    records = []
+    for seed in seeds if seeds is not None else [protocol["recipe"]["seed"]]:
+        seeded = {**protocol, "recipe": {**protocol["recipe"], "seed": seed}}
+        tag = hashlib.sha256(json.dumps(seeded, sort_keys=True).encode()).hexdigest()[:10]
+        for model in models:
+            width = width_for_budget(model, budgets, protocol["resolution"], num_classes)
+            previous = find_baseline_run(store, model, width, seeded)
+            if previous is not None:
+                records.append({"run_id": previous.id, "model": model, "width_mult": width, "seed": seed,
+                                "top1": previous.top1, "reused": True})
+                continue
+            record = train_baseline(model, budgets, seeded, num_classes, store, out_root / f"{model}-{tag}", device,
+                                    progress)
+            records.append({"run_id": record["run_id"], "model": model, "width_mult": record["width_mult"],
+                            "seed": seed, "top1": record["top1"], "reused": False})
+    return records
