@@ -6,8 +6,8 @@ attributes (larq style), never from class names. A layer without a quantizer is 
 
 Gradients use the straight-through pattern ``out = q(x) + surrogate(x) - detach(surrogate(x))``:
 the forward value is exactly ``q(x)`` and the backward pass is the derivative of ``surrogate``.
-Sign functions here map 0 to +1, so binary tensors hold exactly two values (the reference
-BNext code uses ``torch.sign``, which maps 0 to 0).
+Sign functions here map +0 to +1 (by the sign bit), so binary tensors hold exactly two values (the
+reference BNext code uses ``torch.sign``, which maps 0 to 0).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ def precision_of(quantizer: nn.Module | None) -> int:
 
 
 def binary_sign(x: torch.Tensor) -> torch.Tensor:
-    """sign(x) with sign(0) = +1."""
-    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+    """+1 or -1 by the sign bit of x: sign(+0) = +1, sign(-0) = -1, never 0 (the bit a packed kernel reads)."""
+    return torch.copysign(x.new_ones(()), x)
 
 
 def straight_through(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
@@ -139,9 +139,9 @@ class ProgressiveSign(nn.Module):
         weight.clamp_(-self.latent_clip, self.latent_clip)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        # Both branches on the (small) weight tensor: no host sync on tau, one graph for compilers.
-        soft = (weight / self.tau.clamp_min(self.sign_below)).clamp(-1.0, 1.0)
-        value = torch.where(self.tau < self.sign_below, binary_sign(weight), soft)
+        # Only the branch tau selects: the weights are the large tensors of a binary net at CIFAR sizes,
+        # and reading the one-element tau costs less than computing both branches.
+        value = binary_sign(weight) if self.is_sign else (weight / self.tau).clamp(-1.0, 1.0)
         return straight_through(value, weight)
 
     def extra_repr(self) -> str:
