@@ -28,7 +28,7 @@ from ..search.baselines import BASELINE_MODELS
 from ..search.study import load_summary, pareto_front
 from ..store import DEFAULT_DB, Run, Store
 from ..train import Recipe
-from ..train.loop import _git_commit
+from ..train.loop import git_commit
 from .priors import (
     BNEXT_README_URL,
     MISMATCH_THRESHOLD,
@@ -298,7 +298,7 @@ def provenance(store: Store, sections: list[Section], study: str | None, data: s
     local = [row for s in sections if s.kind == "local" for row in s.rows]
     return {
         "bnextbench_version": __version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": store.url,
         "study": study,
@@ -596,7 +596,7 @@ def model_card(store: Store, run_id: int) -> str:
                  ("ops rule", complexity["ops_rule"])]
     rows += [("checkpoint", run.checkpoint or ""), ("device", run.device), ("git commit", run.git_commit or ""),
              ("bnextbench", (run.versions or {}).get("bnextbench", "")),
-             ("card made by", f"bnextbench {__version__} at commit {_git_commit() or 'unknown'}")]
+             ("card made by", f"bnextbench {__version__} at commit {git_commit() or 'unknown'}")]
     table = "\n".join(f"| {key} | {str(value).replace('|', '/')} |" for key, value in rows)
     body = (f"# {name}\n\nA binary neural network trained by bnextbench; counts are at {run.resolution} px "
             f"(BOPs: binary MACs, OPs = BOPs/64 + FLOPs).\n\n| field | value |\n|---|---|\n{table}\n\n"

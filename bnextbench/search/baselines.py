@@ -17,11 +17,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..data import load_data
 from ..errors import BnextbenchError
 from ..profiling import profile_model
 from ..store import Run, Store
 from ..train import Recipe, TrainConfig, train
 from .budget import Budget
+from .study import protocol_of
 
 BASELINE_MODELS = ("xnor_resnet18", "birealnet18", "reactnet_a")
 WIDTH_STEP = 64  # width multipliers are multiples of 1/WIDTH_STEP
@@ -67,12 +69,9 @@ def train_baseline(model: str, budgets: list[Budget], protocol: dict[str, Any], 
 def flag_protocol(data: str, epochs: int, batch_size: int, lr: float, seed: int, train_limit: int | None = None,
                   resolution: int | None = None) -> tuple[dict[str, Any], int]:
     """The protocol a search with these flags trains under, and the data's number of classes."""
-    from ..data import load_data
-
     images = load_data(data, resolution, train_limit, seed)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    return ({"data": images.spec, "resolution": images.resolution, "train_limit": train_limit,
-             "recipe": recipe.to_dict()}, images.num_classes)
+    return protocol_of(images, train_limit, recipe), images.num_classes
 
 
 def find_baseline_run(store: Store, model: str, width_mult: float, protocol: dict[str, Any]) -> Run | None:

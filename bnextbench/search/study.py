@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from ..complexity import Complexity
-from ..data import load_data
+from ..data import ImageData, load_data
 from ..errors import BnextbenchError
 from ..models import BNEXT_SIZES
 from ..profiling import profile_model, profile_spec, uses_small_input
@@ -163,6 +163,11 @@ def open_storage(spec: str, heartbeat: tuple[int, int] | None = None, on_dead_tr
     return storage
 
 
+def protocol_of(data: ImageData, train_limit: int | None, recipe: Recipe) -> dict[str, Any]:
+    """What every candidate of a study trains under: data spec, resolution, train limit and recipe."""
+    return {"data": data.spec, "resolution": data.resolution, "train_limit": train_limit, "recipe": recipe.to_dict()}
+
+
 def count_candidate(candidate: Candidate, resolution: int, num_classes: int) -> Complexity:
     if candidate.spec is not None:
         return profile_spec(candidate.spec, resolution)
@@ -220,8 +225,7 @@ class Search:
         self.multi_objective = config.sampler == "nsga2"
         self.recipe = Recipe(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                              **config.extra_recipe)
-        self.protocol = {"data": self.data.spec, "resolution": self.data.resolution, "train_limit": config.train_limit,
-                         "recipe": self.recipe.to_dict()}
+        self.protocol = protocol_of(self.data, config.train_limit, self.recipe)
         self.name = config.study or f"search-{'-'.join(b.text for b in config.budgets)}"
         self.storage_spec = config.storage
         self.joining = False  # a worker takes the study's size; `search` sets it

@@ -115,7 +115,7 @@ def seed_everything(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(mixed)
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
@@ -258,7 +258,7 @@ class Trainer:
             teacher=" + ".join([*config.assistants, config.teacher]) if config.teacher else None,
             device=str(self.device),
             versions=_versions(),
-            git_commit=_git_commit(),
+            git_commit=git_commit(),
             epochs_planned=self.recipe.epochs,
             complexity=complexity,
         )
