@@ -115,10 +115,10 @@ def main() -> None:
         "trials_per_sampler": trials, "minutes": (time.monotonic() - started) / 60, "rows": rows,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"# Search on CIFAR-10 at 32 px under {args.budget}", "",
+    lines = [f"# Search on {protocol['data']} at 32 px under {args.budget}", "",
              f"`{summary['command']}`", "",
-             (f"{trials} trials per sampler, {args.epochs} epochs on {args.train_limit} class-balanced training "
-              f"images, tested on all 10 000 test images; {summary['minutes']:.1f} min in all."), "",
+             (f"{trials} trials per sampler, {args.epochs} epoch(s) on {args.train_limit} class-balanced training "
+              f"images, tested on the whole test set; {summary['minutes']:.1f} min in all."), "",
              "| arm | top-1 (%) | BOPs (G, 32 px) | OPs (M, 32 px) | params (M) | run |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
