@@ -24,7 +24,7 @@ from rich.console import Console
 
 from bnextbench.profiling import profile_model
 from bnextbench.search import parse_budgets
-from bnextbench.search.baselines import train_baseline
+from bnextbench.search.baselines import run_baselines
 from bnextbench.search.study import Search, SearchConfig, load_summary
 from bnextbench.store import Store
 
@@ -92,8 +92,8 @@ def main() -> None:
     rows = []
     for model in BASELINES:
         begun = time.perf_counter()
-        record = train_baseline(model, budgets, protocol, num_classes, store, (args.checkpoints or args.out / "checkpoints") / model,
-                                progress=False)
+        [record] = run_baselines(store, budgets, protocol, num_classes, [model],
+                                 out_root=args.checkpoints or args.out / "checkpoints", progress=False)
         counts = profile_model(model, 32, num_classes, width_mult=record["width_mult"])
         rows.append({"arm": f"{model} x{record['width_mult']:g}", "top1": record["top1"], "bops": counts.bops,
                      "ops": counts.ops, "params": counts.params, "run_id": record["run_id"],

@@ -39,7 +39,7 @@ from bnextbench.search.study import (
 )
 from bnextbench.store import VERSION_TABLE, Base, Store
 
-V01_DB = Path(__file__).parent / "data" / "results-v0.1.db"
+V01_SQL = Path(__file__).parent / "data" / "results-v0.1.sql"  # the 0.1 database as SQL text
 SPACE = (Path(__file__).parent / "data" / "small-space.yaml").read_text()
 TINY = ["--budget", "20MBOPs", "--resolution", "16", "--batch-size", "40", "--sampler", "random", "--pruner", "none"]
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -311,7 +311,8 @@ def _schema_differences(url: str) -> list:
 
 def test_database_of_version_0_1_is_migrated_and_keeps_its_rows(tmp_path):
     db = tmp_path / "results.db"
-    shutil.copy(V01_DB, db)  # the committed file stays as bnextbench 0.1 wrote it
+    with sqlite3.connect(db) as connection:
+        connection.executescript(V01_SQL.read_text())  # rows and schema exactly as bnextbench 0.1 wrote them
     tables = ("runs", "epoch_metrics", "search_trials")
     with sqlite3.connect(db) as connection:
         before = {table: connection.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in tables}

@@ -52,11 +52,10 @@ def width_for_budget(model: str, budgets: list[Budget], resolution: int, num_cla
     return low / WIDTH_STEP
 
 
-def train_baseline(model: str, budgets: list[Budget], protocol: dict[str, Any], num_classes: int,
-                   store: Store, out: Path, device: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train ``model`` at the width that fits ``budgets`` under ``protocol`` (a search's ``protocol``:
-    data spec, resolution, train limit and recipe) and return the run's record."""
-    width_mult = width_for_budget(model, budgets, protocol["resolution"], num_classes)
+def train_baseline(model: str, width_mult: float, budgets: list[Budget], protocol: dict[str, Any], store: Store,
+                   out: Path, device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` at ``width_mult`` (:func:`width_for_budget` of ``budgets``) under ``protocol`` (a search's
+    ``protocol``: data spec, resolution, train limit and recipe) and return the run's record."""
     config = TrainConfig(
         model=model, data=protocol["data"], recipe=Recipe(**protocol["recipe"]), width_mult=width_mult,
         train_limit=protocol["train_limit"], resolution=protocol["resolution"], out=out, device=device,
@@ -91,19 +90,18 @@ def run_baselines(store: Store, budgets: list[Budget], protocol: dict[str, Any],
 
     A baseline already trained under the same protocol and seed is reused, not trained again.
     """
+    widths = {model: width_for_budget(model, budgets, protocol["resolution"], num_classes) for model in models}
     records = []
     for seed in seeds if seeds is not None else [protocol["recipe"]["seed"]]:
         seeded = {**protocol, "recipe": {**protocol["recipe"], "seed": seed}}
         tag = hashlib.sha256(json.dumps(seeded, sort_keys=True).encode()).hexdigest()[:10]
-        for model in models:
-            width = width_for_budget(model, budgets, protocol["resolution"], num_classes)
+        for model, width in widths.items():
             previous = find_baseline_run(store, model, width, seeded)
             if previous is not None:
                 records.append({"run_id": previous.id, "model": model, "width_mult": width, "seed": seed,
                                 "top1": previous.top1, "reused": True})
                 continue
-            record = train_baseline(model, budgets, seeded, num_classes, store, out_root / f"{model}-{tag}", device,
-                                    progress)
-            records.append({"run_id": record["run_id"], "model": model, "width_mult": record["width_mult"],
+            record = train_baseline(model, width, budgets, seeded, store, out_root / f"{model}-{tag}", device, progress)
+            records.append({"run_id": record["run_id"], "model": model, "width_mult": width,
                             "seed": seed, "top1": record["top1"], "reused": False})
     return records
