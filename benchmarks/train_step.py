@@ -22,6 +22,7 @@ from torch import nn
 from bnextbench.complexity import measured_sites
 from bnextbench.models import create_model
 from bnextbench.nn import apply_constraints
+from bnextbench.train.allocator import keep_freed_memory
 from bnextbench.train.recipe import Recipe, optimizer_for
 
 
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    keep_freed_memory()  # as `bnextbench train` does; process-wide, so both sides run with it
     torch.manual_seed(0)
     resolution = 32
     kwargs = {"num_classes": 10, "small_input": True}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bnextbench.models import create_model
 from bnextbench.nn import (
     ApproxSign,
     HardSign,
     MinMaxQuantizer,
+    PReLU,
     PreQuantized,
     ProgressiveSign,
     QuantConv2d,
@@ -17,6 +19,7 @@ from bnextbench.nn import (
     apply_constraints,
     layer_precision,
 )
+from bnextbench.nn.layers import HalveResolution, spatial_mean
 
 POINTS = torch.tensor([-2.0, -1.5, -0.9, -0.25, 0.0, 0.25, 0.9, 1.4, 2.0])
 
@@ -110,3 +113,48 @@ def test_layers_report_their_precision():
     stem = QuantConv2d(3, 8, 3, input_quantizer=PreQuantized(8), weight_quantizer=MinMaxQuantizer(8, (2, 3)))
     assert layer_precision(stem) == (8, 8)
     assert layer_precision(torch.nn.Linear(2, 2)) == (32, 32)
+
+
+@pytest.mark.parametrize("sign", [HardSign(channels=3), ApproxSign(channels=3)], ids=["hard", "approx"])
+def test_shift_gradient_is_the_channel_sum_of_the_input_gradient(sign):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        sign.shift.normal_()
+    x = torch.randn(4, 3, 5, 5, requires_grad=True)
+    upstream = torch.randn(4, 3, 5, 5)
+    grad_x, grad_shift = torch.autograd.grad(sign(x), (x, sign.shift), upstream)
+    assert torch.allclose(grad_shift, grad_x.sum(dim=(0, 2, 3), keepdim=True), atol=1e-5)
+
+
+def test_fast_prelu_matches_torch_prelu_forward_and_backward():
+    torch.manual_seed(0)
+    fast = PReLU(6)
+    with torch.no_grad():
+        fast.weight.uniform_(-0.5, 0.5)
+    reference = torch.nn.PReLU(6)
+    reference.load_state_dict(fast.state_dict())  # same parameters, same state_dict keys
+    x = torch.randn(4, 6, 5, 5, requires_grad=True)
+    upstream = torch.randn(4, 6, 5, 5)
+    assert torch.equal(fast(x), reference(x))
+    ours = torch.autograd.grad(fast(x), (x, fast.weight), upstream)
+    theirs = torch.autograd.grad(reference(x), (x, reference.weight), upstream)
+    assert torch.equal(ours[0], theirs[0])
+    assert torch.allclose(ours[1], theirs[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [8, 5])
+def test_halving_pool_equals_ceil_mode_average_pool(size):
+    x = torch.randn(2, 3, size, size, requires_grad=True)
+    ours, theirs = HalveResolution()(x), F.avg_pool2d(x, 2, 2, ceil_mode=True)
+    assert ours.shape == theirs.shape == (2, 3, (size + 1) // 2, (size + 1) // 2)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    upstream = torch.randn_like(ours)
+    assert torch.allclose(torch.autograd.grad(ours, x, upstream)[0], torch.autograd.grad(theirs, x, upstream)[0])
+
+
+def test_spatial_mean_gradient_is_the_broadcast_mean_gradient():
+    x = torch.randn(3, 4, 5, 6, requires_grad=True)
+    upstream = torch.randn(3, 4, 1, 1)
+    assert torch.allclose(spatial_mean(x), x.mean(dim=(2, 3), keepdim=True))
+    assert torch.equal(torch.autograd.grad(spatial_mean(x), x, upstream)[0],
+                       torch.autograd.grad(x.mean(dim=(2, 3), keepdim=True), x, upstream)[0])

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import HardSign, ProgressiveSign, QuantConv2d, aux_conv, aux_linear
-from ..nn.layers import pool_like_stride
+from ..nn import HardSign, PReLU, ProgressiveSign, QuantConv2d, aux_conv, aux_linear
+from ..nn.layers import pool_like_stride, spatial_mean
 from .plan import LayerSite, conv_out, conv_site, linear_site
 from .spec import BNextSpec, ffn_widths
 
@@ -45,8 +45,7 @@ class Recoupling(nn.Module):
 
     def forward(self, y: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         # GAP is linear and lam per channel, so mix the pooled maps: GAP(m) = lam GAP(source) + (1 - lam) GAP(y).
-        pooled_y = y.mean(dim=(2, 3), keepdim=True)
-        mixed = torch.lerp(pooled_y, source.mean(dim=(2, 3), keepdim=True), self.mix)
+        mixed = torch.lerp(spatial_mean(y), spatial_mean(source), self.mix)
         gate = self.excite(F.relu(self.squeeze(mixed)))
         return y * torch.sigmoid(gate)
 
@@ -89,8 +88,8 @@ class BinaryUnit(nn.Module):
         )
         nn.init.normal_(self.conv.weight, std=BINARY_WEIGHT_INIT_STD)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.prelu = nn.PReLU(out_channels, init=PRELU_INIT)
-        self.shortcut_prelu = nn.PReLU(in_channels, init=PRELU_INIT) if elm_attention else inert_prelu(in_channels)
+        self.prelu = PReLU(out_channels, init=PRELU_INIT)
+        self.shortcut_prelu = PReLU(in_channels, init=PRELU_INIT) if elm_attention else inert_prelu(in_channels)
         self.pool = pool_like_stride(stride)
         if shortcut_conv:
             self.shortcut_conv = aux_conv(in_channels, out_channels, 1, aux_bits)
@@ -102,7 +101,9 @@ class BinaryUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.prelu(self.bn1(self.conv(x)))
-        pooled = self.pool(x)[:, : self.out_channels]
+        pooled = self.pool(x)
+        if self.out_channels < pooled.shape[1]:  # a slice costs a zero-fill and copy in backward
+            pooled = pooled[:, : self.out_channels]
         if self.elm_attention:
             shortcut = self.pool(self.shortcut_prelu(x))
             if self.shortcut_conv is not None:
@@ -162,14 +163,14 @@ class BNext(nn.Module):
         self.blocks = nn.Sequential(
             *(BasicBlock(layout, spec.kernel_size, spec.se_ratio, spec.aux_bits) for layout in spec.blocks())
         )
-        self.head_prelu = nn.PReLU(last, init=PRELU_INIT)
+        self.head_prelu = PReLU(last, init=PRELU_INIT)
         self.fc = aux_linear(last, spec.num_classes, spec.aux_bits)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_prelu(self.blocks(self.stem(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x).mean(dim=(2, 3)))
+        return self.fc(spatial_mean(self.forward_features(x)).flatten(1))
 
     def layer_sites(self, resolution: int) -> list[LayerSite]:
         return bnext_layer_sites(self.spec, resolution)
@@ -261,12 +262,12 @@ class BNext18(nn.Module):
                 units.append(BinaryUnit(cout, cout, 3, 1, False, info_recoupling, **common))
                 cin = cout
         self.units = nn.Sequential(*units)
-        self.head_prelu = nn.PReLU(cin, init=PRELU_INIT)
+        self.head_prelu = PReLU(cin, init=PRELU_INIT)
         self.fc = aux_linear(cin, num_classes, aux_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.head_prelu(self.units(self.stem_pool(self.stem(x))))
-        return self.fc(features.mean(dim=(2, 3)))
+        return self.fc(spatial_mean(features).flatten(1))
 
     def layer_sites(self, resolution: int) -> list[LayerSite]:
         size = conv_out(conv_out(resolution, self.stem.conv.stride[0]), 1 if self.small_input else 2)

@@ -1,6 +1,7 @@
 """Binary building blocks: quantizers that carry their precision and the layers built on them."""
 
 from .layers import (
+    PReLU,
     QuantConv2d,
     QuantLinear,
     RPReLU,
@@ -25,6 +26,7 @@ __all__ = [
     "ApproxSign",
     "HardSign",
     "MinMaxQuantizer",
+    "PReLU",
     "PreQuantized",
     "ProgressiveSign",
     "QuantConv2d",

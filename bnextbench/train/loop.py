@@ -35,6 +35,7 @@ from ..nn import apply_constraints
 from ..profiling import uses_small_input
 from ..store import Store
 from .distill import TeacherCurriculum, kd_loss, load_teacher
+from .allocator import keep_freed_memory
 from .recipe import Recipe, optimizer_for, scheduler_for, set_tau
 
 TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
@@ -187,6 +188,7 @@ class Trainer:
             self.recipe = Recipe(**resumed["recipe"])
             self.config = replace(self.config, recipe=self.recipe, **resumed["settings"])
         config, recipe = self.config, self.recipe
+        keep_freed_memory()
         data = load_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download)
         curriculum = None
         if config.teacher:
