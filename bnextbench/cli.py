@@ -15,6 +15,7 @@ from rich.table import Table
 
 from . import __version__
 from .complexity import OPS_RULES, Complexity
+from .data import AUGMENTATIONS
 from .errors import BnextbenchError
 from .models import DEFAULT_RESOLUTION, list_models
 
@@ -181,7 +182,7 @@ DbOption = Annotated[Optional[str], typer.Option("--db", help="Results database:
 RunFormatOption = Annotated[OutputFormat, typer.Option("--format", help="table, or json (the last stdout line).")]
 
 
-Augment = _choices("Augment", ("cifar", "bnext", "none"))
+Augment = _choices("Augment", AUGMENTATIONS)
 KdWeighting = _choices("KdWeighting", ("sample", "batch"))
 
 
@@ -239,7 +240,7 @@ SignAtOption = Annotated[float, typer.Option("--sign-at", help="Fraction of trai
 TauOption = Annotated[Optional[float], typer.Option("--tau-decay", help="tau multiplier per epoch (0.9 = the "
                                                     "512-epoch recipe); overrides --sign-at.")]
 SmoothingOption = Annotated[float, typer.Option("--label-smoothing", help="Label smoothing without a teacher.")]
-AugmentOption = Annotated[Augment, typer.Option("--augment", help="cifar (pad-crop + flip), bnext (RandAugment "
+AugmentOption = Annotated[Augment, typer.Option("--augment", help="cifar (pad-crop + flip), flip (only), bnext (RandAugment "
                                                 "m7 + random-resized crop + flip, timm), none.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of initialisation, data order and augmentation.")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Checkpoint folder (default "

@@ -241,11 +241,12 @@ def load_data(
     return ImageData(str(spec), list(classes), resolution, train_x, train_y, test_x, test_y, tuple(mean), tuple(std))
 
 
-AUGMENTATIONS = ("cifar", "bnext", "none")
+AUGMENTATIONS = ("cifar", "flip", "bnext", "none")
 
 
 def train_transform(name: str, resolution: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """Per-image augmentation on uint8 tensors: ``cifar`` (pad-crop + flip, torchvision), ``bnext``
+    """Per-image augmentation on uint8 tensors: ``cifar`` (pad-crop + flip, torchvision), ``flip``
+    (horizontal flip only: the light regulariser of short runs), ``bnext``
     (timm's RandAugment rand-m7-mstd0.5-inc1, random-resized crop, flip), ``none``."""
     if name == "none":
         return None
@@ -253,6 +254,8 @@ def train_transform(name: str, resolution: int) -> Callable[[torch.Tensor], torc
 
     if name == "cifar":
         return v2.Compose([v2.RandomCrop(resolution, padding=resolution // 8), v2.RandomHorizontalFlip()])
+    if name == "flip":
+        return v2.RandomHorizontalFlip()
     if name == "bnext":
         from timm.data import create_transform
 
