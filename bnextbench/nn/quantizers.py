@@ -6,8 +6,8 @@ attributes (larq style), never from class names. A layer without a quantizer is 
 
 Gradients are straight-through estimators written as autograd functions: the forward value is
 exactly ``q(x)`` and the backward pass is the stated surrogate derivative, with no extra tensors
-kept or computed for it. Sign functions here map +0 to +1 (by the sign bit), so binary tensors hold exactly two values (the
-reference BNext code uses ``torch.sign``, which maps 0 to 0).
+kept or computed for it. Sign functions here map +0 to +1 (by the sign bit), so binary tensors
+hold exactly two values (the reference BNext code uses ``torch.sign``, which maps 0 to 0).
 """
 
 from __future__ import annotations
@@ -117,11 +117,11 @@ class HardSign(_ShiftedSign):
     Backward: d a_b / d x = 1 if |x + b| < clip else 0 (BNext: clip = 1.5).
     """
 
+    sign_function = _ClippedSign
+
     def __init__(self, channels: int | None = None, clip: float = 1.5):
         super().__init__(channels)
         self.clip = clip
-
-    sign_function = _ClippedSign
 
     def surrogate_option(self) -> float:
         return self.clip
