@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv import conv2d
 from .quantizers import FLOAT_BITS, MinMaxQuantizer, PreQuantized, channel_sum, precision_of
 
 
@@ -25,7 +26,8 @@ class QuantConv2d(nn.Conv2d):
     """Conv2d computing conv(input_quantizer(x), weight_quantizer(W)) with 'same' padding k // 2.
 
     A weight quantizer with ``output_scale`` (XNOR-style alpha) scales output channels after the conv.
-    Without quantizers the layer is an ordinary float conv.
+    Without quantizers the layer is an ordinary float conv. Square kernels and strides, groups 1; the
+    convolution itself is :func:`bnextbench.nn.conv.conv2d` (a matrix product on small CPU maps).
     """
 
     def __init__(
@@ -49,7 +51,7 @@ class QuantConv2d(nn.Conv2d):
             constrain(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._conv_forward(self.input_quantizer(x), self.weight_quantizer(self.weight), self.bias)
+        out = conv2d(self.input_quantizer(x), self.weight_quantizer(self.weight), self.bias, self.stride[0], self.padding[0])
         output_scale = getattr(self.weight_quantizer, "output_scale", None)
         if output_scale is not None:
             out = out * output_scale(self.weight).view(1, -1, 1, 1)
