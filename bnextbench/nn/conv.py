@@ -1,9 +1,10 @@
-"""2-D convolution that picks, per call, the faster of oneDNN and one matrix product on the CPU.
+"""2-D convolution that picks, per shape, the fastest of three algorithms on the CPU.
 
 On small feature maps (the deep stages of a net at CIFAR resolution) oneDNN's direct convolution
-leaves most of the CPU idle: at batch 64 a 1024 -> 1024 3 x 3 conv on 2 x 2 maps takes 284 ms forward
-and backward on 2 cores, against 140 ms as an im2col matrix product (benchmarks/conv_kernels.py).
-:func:`conv2d` sends such calls to :class:`_ImageToColumnConv` and everything else to ``F.conv2d``.
+leaves most of the CPU idle: at batch 64 on 2 cores, forward and backward of a 1024 -> 1024 3 x 3 conv
+on 2 x 2 maps take 312 ms against 138 ms as one im2col matrix product, and a 512 -> 512 3 x 3 conv
+on 4 x 4 maps 80 ms against 48 ms by Winograd's F(2 x 2, 3 x 3) (benchmarks/conv_kernels.py,
+results/benchmark-conv-kernels.txt). :func:`conv2d` dispatches by :func:`algorithm_for`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Where the matrix product wins (forward + backward, batch 64, 2 cores; benchmarks/conv_kernels.py):
-# a 1 x 1 conv on maps up to 8 x 8 (0.5-0.97 of oneDNN's time), a k x k conv once the input has at
-# least 128 channels per pixel of output side (1024 ch on 2 x 2: 0.49 of oneDNN's time; 512 on 4 x 4 at
-# stride 2: 0.46; 512 on 4 x 4: 0.98; 128 on 2 x 2, below the line: 1.61).
-MAX_POINTWISE_GEMM_PIXELS = 64
-CHANNELS_PER_OUTPUT_SIDE = 128
+from .quantizers import channel_sum
+
+# The rule, read off results/benchmark-conv-kernels.txt (forward + backward, batch 64, 2 cores):
+# - Winograd for 3 x 3 stride-1 convs on even maps with at least 256 input channels and 64 to 256 of
+#   them per pixel of output side (512 ch on 4 x 4: 0.60 of oneDNN's time, 256 on 2 x 2: 0.91; 128 on
+#   2 x 2: 1.38 and 128 on 4 x 4: 1.21, too few channels; 1024 on 2 x 2: 0.55, where the matrix product takes 0.44);
+# - otherwise the matrix product for 1 x 1 convs on maps up to 4 x 4 (0.49-0.88) and for k x k convs
+#   with at least 128 input channels per pixel of output side (1024 on 2 x 2: 0.44, 512 on 4 x 4 at
+#   stride 2: 0.43; 128 on 4 x 4 at stride 2, below: 1.09);
+# - oneDNN for the rest (large maps, few channels).
+MIN_WINOGRAD_CHANNELS = 256
+WINOGRAD_CHANNELS_PER_OUTPUT_SIDE = (64, 256)
+MATMUL_CHANNELS_PER_OUTPUT_SIDE = 128
+MAX_POINTWISE_MATMUL_PIXELS = 16
 
 
 class _ImageToColumnConv(torch.autograd.Function):
@@ -78,17 +87,96 @@ class _ImageToColumnConv(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None
 
 
-def uses_matrix_product(x_shape: torch.Size, weight_shape: torch.Size, stride: int, padding: int) -> bool:
-    """Whether :func:`conv2d` computes a CPU conv of these shapes as a matrix product (see the table above)."""
+def _kron_transforms() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Winograd F(2 x 2, 3 x 3) matrices (Lavin & Gray 2016) as Kronecker products acting on flattened tiles."""
+    b_t = torch.tensor([[1.0, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+    g = torch.tensor([[1.0, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    a_t = torch.tensor([[1.0, 1, 1, 0], [0, 1, -1, -1]])
+    return torch.kron(b_t, b_t), torch.kron(g, g), torch.kron(a_t, a_t)  # 16 x 16, 16 x 9, 4 x 16
+
+
+INPUT_TRANSFORM, KERNEL_TRANSFORM, OUTPUT_TRANSFORM = _kron_transforms()
+
+
+class _WinogradConv(torch.autograd.Function):
+    """3 x 3 convolution, stride 1, zero padding 1, on even maps, by Winograd's F(2 x 2, 3 x 3).
+
+    Forward:  for every 4 x 4 input tile d (stride 2) and kernel g: out tile (2 x 2) = A^T [(G g G^T) . (B^T d B)] A,
+              the 16 element-wise products summed over input channels as 16 matrix products
+              (2.25x fewer multiplications than direct convolution).
+    Backward: the adjoint of each linear step: dM = A dY A^T per tile; dU = sum over tiles of V^T dM and
+              dV = dM U^T (16 matrix products each); dW = G^T dU G; dx = B dV B^T added back over the
+              overlapping tiles. Same values as ``F.conv2d`` up to fp32 rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        batch, in_channels, height, width = x.shape
+        out_channels = weight.shape[0]
+        tiles = batch * (height // 2) * (width // 2)
+        padded = x.new_zeros(batch, height + 2, width + 2, in_channels)
+        padded[:, 1 : height + 1, 1 : width + 1] = x.permute(0, 2, 3, 1)
+        windows = padded.unfold(1, 4, 2).unfold(2, 4, 2)  # N th tw Cin 4 4
+        d = windows.permute(4, 5, 0, 1, 2, 3).reshape(16, -1)
+        v = torch.mm(INPUT_TRANSFORM, d).view(16, tiles, in_channels)
+        u = torch.mm(KERNEL_TRANSFORM, weight.reshape(-1, 9).t()).view(16, out_channels, in_channels)
+        m = torch.bmm(v, u.transpose(1, 2))  # 16, tiles, Cout
+        y = torch.mm(OUTPUT_TRANSFORM, m.view(16, -1)).view(2, 2, batch, height // 2, width // 2, out_channels)
+        ctx.save_for_backward(v, u)
+        ctx.x_shape = x.shape
+        ctx.has_bias = bias is not None
+        out = y.permute(2, 3, 0, 4, 1, 5).reshape(batch, height, width, out_channels)
+        out = out.permute(0, 3, 1, 2).contiguous()
+        return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, u = ctx.saved_tensors
+        batch, in_channels, height, width = ctx.x_shape
+        out_channels = u.shape[1]
+        tile_rows, tile_cols = height // 2, width // 2
+        grad_tiles = grad.permute(0, 2, 3, 1).contiguous().view(batch, tile_rows, 2, tile_cols, 2, out_channels)
+        grad_m = torch.mm(OUTPUT_TRANSFORM.t(), grad_tiles.permute(2, 4, 0, 1, 3, 5).reshape(4, -1))
+        grad_m = grad_m.view(16, -1, out_channels)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_d = torch.mm(INPUT_TRANSFORM.t(), torch.bmm(grad_m, u).view(16, -1))
+            grad_d = grad_d.view(4, 4, batch, tile_rows, tile_cols, in_channels)
+            padded = grad.new_zeros(batch, height + 2, width + 2, in_channels)
+            for i in range(4):
+                for j in range(4):
+                    padded[:, i : i + height : 2, j : j + width : 2] += grad_d[i, j]
+            grad_x = padded[:, 1 : height + 1, 1 : width + 1].permute(0, 3, 1, 2).contiguous()
+        if ctx.needs_input_grad[1]:
+            grad_u = torch.bmm(grad_m.transpose(1, 2), v)  # 16, Cout, Cin
+            grad_weight = torch.mm(grad_u.view(16, -1).t(), KERNEL_TRANSFORM).view(out_channels, in_channels, 3, 3)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = channel_sum(grad)
+        return grad_x, grad_weight, grad_bias
+
+
+def algorithm_for(x_shape: torch.Size, weight_shape: torch.Size, stride: int, padding: int) -> str:
+    """"winograd", "matmul" or "onednn": what :func:`conv2d` runs for a CPU conv of these shapes (rule above)."""
     out_h = (x_shape[-2] + 2 * padding - weight_shape[-2]) // stride + 1
     out_w = (x_shape[-1] + 2 * padding - weight_shape[-1]) // stride + 1
-    if weight_shape[-2] == weight_shape[-1] == stride == 1 and padding == 0:
-        return out_h * out_w <= MAX_POINTWISE_GEMM_PIXELS
-    return x_shape[1] >= CHANNELS_PER_OUTPUT_SIDE * max(out_h, out_w)
+    channels_per_side = x_shape[1] / max(out_h, out_w)
+    kernel = tuple(weight_shape[-2:])
+    if kernel == (3, 3) and stride == padding == 1 and x_shape[-2] % 2 == 0 and x_shape[-1] % 2 == 0:
+        low, high = WINOGRAD_CHANNELS_PER_OUTPUT_SIDE
+        if x_shape[1] >= MIN_WINOGRAD_CHANNELS and low <= channels_per_side <= high:
+            return "winograd"
+    if kernel == (1, 1) and stride == 1 and padding == 0:
+        return "matmul" if out_h * out_w <= MAX_POINTWISE_MATMUL_PIXELS else "onednn"
+    return "matmul" if channels_per_side >= MATMUL_CHANNELS_PER_OUTPUT_SIDE else "onednn"
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int) -> torch.Tensor:
-    """``F.conv2d(x, weight, bias, stride, padding)`` with groups 1, as a matrix product where that is faster."""
-    if x.device.type == "cpu" and x.dim() == 4 and uses_matrix_product(x.shape, weight.shape, stride, padding):
+    """``F.conv2d(x, weight, bias, stride, padding)`` with groups 1, by the fastest of three algorithms on the CPU."""
+    if x.device.type != "cpu" or x.dim() != 4:
+        return F.conv2d(x, weight, bias, stride, padding)
+    algorithm = algorithm_for(x.shape, weight.shape, stride, padding)
+    if algorithm == "winograd":
+        return _WinogradConv.apply(x, weight, bias)
+    if algorithm == "matmul":
         return _ImageToColumnConv.apply(x, weight, bias, stride, padding)
     return F.conv2d(x, weight, bias, stride, padding)
