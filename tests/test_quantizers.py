@@ -17,6 +17,7 @@ from bnextbench.nn import (
     QuantConv2d,
     ScaledSign,
     apply_constraints,
+    binary_sign,
     layer_precision,
 )
 from bnextbench.nn.layers import HalveResolution, spatial_mean
@@ -158,3 +159,8 @@ def test_spatial_mean_gradient_is_the_broadcast_mean_gradient():
     assert torch.allclose(spatial_mean(x), x.mean(dim=(2, 3), keepdim=True))
     assert torch.equal(torch.autograd.grad(spatial_mean(x), x, upstream)[0],
                        torch.autograd.grad(x.mean(dim=(2, 3), keepdim=True), x, upstream)[0])
+
+
+def test_binary_sign_maps_both_zeros_to_plus_one_and_keeps_two_values():
+    x = torch.tensor([-2.0, -1e-30, -0.0, 0.0, 1e-30, 3.0])
+    assert binary_sign(x).tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]
