@@ -28,7 +28,7 @@ from bnextbench.models import create_model
 from bnextbench.models.plan import LayerSite
 from bnextbench.nn import QuantConv2d, apply_constraints
 from bnextbench.train.allocator import keep_freed_memory
-from bnextbench.train.recipe import Recipe, optimizer_for
+from bnextbench.train.recipe import Recipe, clip_gradients, optimizer_for
 
 
 class ConvFloor(nn.Module):
@@ -80,6 +80,7 @@ def main() -> None:
         kwargs["width_mult"] = args.width_mult
     model = create_model(args.model, **kwargs).train()
     optimizer = optimizer_for(model, Recipe(epochs=1))
+    trainable = [p for p in model.parameters() if p.requires_grad]
     images = torch.randn(args.batch_size, 3, resolution, resolution)
     labels = torch.randint(0, 10, (args.batch_size,))
     floors = {name: ConvFloor(model, resolution, args.batch_size, make_conv)
@@ -90,7 +91,7 @@ def main() -> None:
         loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        clip_gradients(trainable, 5.0)
         optimizer.step()
         apply_constraints(model)
 

@@ -15,6 +15,7 @@ from bnextbench.store import Store
 from bnextbench.teachers import train_teacher
 from bnextbench.train import Recipe, TrainConfig, TrainingDiverged, kd_loss, train
 from bnextbench.train.loop import LAST_CHECKPOINT, load_checkpoint_model
+from bnextbench.train.recipe import clip_gradients
 
 
 def tiny_config(tmp_path, name="run", **overrides) -> TrainConfig:
@@ -159,3 +160,15 @@ def test_teacher_with_other_classes_is_refused_before_any_write(tmp_path, store)
         train(config, store, progress=False)
     assert len(list(store.runs())) == runs_before
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3])  # below and above the limit
+def test_clip_gradients_equals_torch_clipping(scale):
+    torch.manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(5, 3)) for _ in range(3)]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    for a, b in zip(ours, theirs):
+        a.grad = torch.randn_like(a) * scale
+        b.grad = a.grad.clone()
+    assert torch.equal(clip_gradients(ours, 5.0), torch.nn.utils.clip_grad_norm_(theirs, 5.0))
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, theirs))

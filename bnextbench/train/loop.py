@@ -36,7 +36,7 @@ from ..profiling import uses_small_input
 from ..store import Store
 from .distill import TeacherCurriculum, kd_loss, load_teacher
 from .allocator import keep_freed_memory
-from .recipe import Recipe, optimizer_for, scheduler_for, set_tau
+from .recipe import Recipe, clip_gradients, optimizer_for, scheduler_for, set_tau
 
 TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
 LAST_CHECKPOINT = "last.pt"
@@ -327,6 +327,7 @@ class Trainer:
     def _train_epoch(self, model, optimizer, loader, data, curriculum, epoch, progress) -> dict[str, float]:
         recipe = self.recipe
         model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
         batches = progress.add_task(f"epoch {epoch + 1}/{recipe.epochs}", total=len(loader), status="")
         loss_sum, correct, seen = 0.0, 0, 0
         for images, labels in loader:
@@ -344,7 +345,7 @@ class Trainer:
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            clip_gradients(trainable, recipe.grad_clip)
             optimizer.step()
             apply_constraints(model)
             loss_sum += value * len(labels)
