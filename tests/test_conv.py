@@ -72,14 +72,13 @@ def test_only_the_weight_gradient_when_the_input_needs_none(function):
     [  # rows of results/benchmark-conv-kernels.txt
         (512, 3, 1, 4, "winograd"),
         (256, 3, 1, 2, "winograd"),
-        (1024, 3, 1, 2, "matmul"),
+        (128, 3, 1, 32, "winograd"),
         (512, 3, 2, 4, "matmul"),
         (1024, 1, 1, 2, "matmul"),
         (128, 3, 1, 4, "onednn"),
-        (256, 3, 1, 8, "onednn"),
         (128, 3, 1, 2, "onednn"),
         (256, 1, 1, 8, "onednn"),
-        (32, 3, 1, 32, "onednn"),
+        (64, 3, 1, 32, "onednn"),
     ],
 )
 def test_rule_matches_the_measured_table(channels, kernel, stride, size, expected):
@@ -91,11 +90,11 @@ def test_odd_maps_never_go_to_winograd():
     assert algorithm_for(torch.Size((8, 512, 3, 3)), torch.Size((512, 512, 3, 3)), 1, 1) == "matmul"
 
 
-def test_quant_conv_dispatches_and_keeps_values():
+@pytest.mark.parametrize("channels, size, algorithm", [(256, 2, "winograd"), (256, 1, "matmul"), (64, 16, "onednn")])
+def test_quant_conv_dispatches_and_keeps_values(channels, size, algorithm):
     torch.manual_seed(0)
-    layer = QuantConv2d(256, 8, 3)
-    for size, algorithm in ((2, "winograd"), (1, "matmul"), (16, "onednn")):
-        x = torch.randn(2, 256, size, size)
-        assert algorithm_for(x.shape, layer.weight.shape, 1, 1) == algorithm
-        assert torch.allclose(layer(x), F.conv2d(x, layer.weight, None, 1, 1), atol=1e-4)
-        assert torch.equal(conv2d(x, layer.weight, None, 1, 1), layer(x))
+    layer = QuantConv2d(channels, 8, 3)
+    x = torch.randn(2, channels, size, size)
+    assert algorithm_for(x.shape, layer.weight.shape, 1, 1) == algorithm
+    assert torch.allclose(layer(x), F.conv2d(x, layer.weight, None, 1, 1), atol=1e-4)
+    assert torch.equal(conv2d(x, layer.weight, None, 1, 1), layer(x))

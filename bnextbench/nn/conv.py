@@ -2,8 +2,8 @@
 
 On small feature maps (the deep stages of a net at CIFAR resolution) oneDNN's direct convolution
 leaves most of the CPU idle: at batch 64 on 2 cores, forward and backward of a 1024 -> 1024 3 x 3 conv
-on 2 x 2 maps take 312 ms against 138 ms as one im2col matrix product, and a 512 -> 512 3 x 3 conv
-on 4 x 4 maps 80 ms against 48 ms by Winograd's F(2 x 2, 3 x 3) (benchmarks/conv_kernels.py,
+at stride 2 on 4 x 4 maps take 380 ms against 93 ms as one im2col matrix product, and a 1024 -> 1024
+3 x 3 conv on 4 x 4 maps 450 ms against 165 ms by Winograd's F(2 x 2, 3 x 3) (benchmarks/conv_kernels.py,
 results/benchmark-conv-kernels.txt). :func:`conv2d` dispatches by :func:`algorithm_for`.
 """
 
@@ -15,15 +15,15 @@ import torch.nn.functional as F
 from .quantizers import channel_sum
 
 # The rule, read off results/benchmark-conv-kernels.txt (forward + backward, batch 64, 2 cores):
-# - Winograd for 3 x 3 stride-1 convs on even maps with at least 256 input channels and 64 to 256 of
-#   them per pixel of output side (512 ch on 4 x 4: 0.60 of oneDNN's time, 256 on 2 x 2: 0.91; 128 on
-#   2 x 2: 1.38 and 128 on 4 x 4: 1.21, too few channels; 1024 on 2 x 2: 0.55, where the matrix product takes 0.44);
-# - otherwise the matrix product for 1 x 1 convs on maps up to 4 x 4 (0.49-0.88) and for k x k convs
-#   with at least 128 input channels per pixel of output side (1024 on 2 x 2: 0.44, 512 on 4 x 4 at
-#   stride 2: 0.43; 128 on 4 x 4 at stride 2, below: 1.09);
+# - Winograd for 3 x 3 stride-1 convs on even maps with at least 256 input channels, or 128 on maps of
+#   16 x 16 and more (1024 ch on 4 x 4: 0.37 of oneDNN's time, 512 on 8 x 8: 0.55, 256 on 2 x 2: 0.83,
+#   128 on 32 x 32: 0.77; 128 on 4 x 4: 1.14 and 64 on 32 x 32: 1.15, too few channels);
+# - otherwise the matrix product for 1 x 1 convs on maps up to 4 x 4 (0.52-0.85) and for k x k convs
+#   with at least 128 input channels per pixel of output side (1024 on 2 x 2 at stride 2: 0.24, 512 on
+#   8 x 8 at stride 2: 0.63; 128 on 4 x 4 at stride 2, below: 1.11);
 # - oneDNN for the rest (large maps, few channels).
 MIN_WINOGRAD_CHANNELS = 256
-WINOGRAD_CHANNELS_PER_OUTPUT_SIDE = (64, 256)
+MIN_WINOGRAD_CHANNELS_ON_LARGE_MAPS = (128, 16)  # channels, from this map side on
 MATMUL_CHANNELS_PER_OUTPUT_SIDE = 128
 MAX_POINTWISE_MATMUL_PIXELS = 16
 
@@ -157,17 +157,17 @@ class _WinogradConv(torch.autograd.Function):
 
 def algorithm_for(x_shape: torch.Size, weight_shape: torch.Size, stride: int, padding: int) -> str:
     """"winograd", "matmul" or "onednn": what :func:`conv2d` runs for a CPU conv of these shapes (rule above)."""
-    out_h = (x_shape[-2] + 2 * padding - weight_shape[-2]) // stride + 1
-    out_w = (x_shape[-1] + 2 * padding - weight_shape[-1]) // stride + 1
-    channels_per_side = x_shape[1] / max(out_h, out_w)
+    in_channels, height, width = x_shape[1], x_shape[-2], x_shape[-1]
     kernel = tuple(weight_shape[-2:])
-    if kernel == (3, 3) and stride == padding == 1 and x_shape[-2] % 2 == 0 and x_shape[-1] % 2 == 0:
-        low, high = WINOGRAD_CHANNELS_PER_OUTPUT_SIDE
-        if x_shape[1] >= MIN_WINOGRAD_CHANNELS and low <= channels_per_side <= high:
+    if kernel == (3, 3) and stride == padding == 1 and height % 2 == 0 and width % 2 == 0:
+        channels, side = MIN_WINOGRAD_CHANNELS_ON_LARGE_MAPS
+        if in_channels >= MIN_WINOGRAD_CHANNELS or (in_channels >= channels and min(height, width) >= side):
             return "winograd"
+    out_h = (height + 2 * padding - kernel[0]) // stride + 1
+    out_w = (width + 2 * padding - kernel[1]) // stride + 1
     if kernel == (1, 1) and stride == 1 and padding == 0:
         return "matmul" if out_h * out_w <= MAX_POINTWISE_MATMUL_PIXELS else "onednn"
-    return "matmul" if channels_per_side >= MATMUL_CHANNELS_PER_OUTPUT_SIDE else "onednn"
+    return "matmul" if in_channels >= MATMUL_CHANNELS_PER_OUTPUT_SIDE * max(out_h, out_w) else "onednn"
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int) -> torch.Tensor:
