@@ -2,8 +2,8 @@
 
 On small feature maps (the deep stages of a net at CIFAR resolution) oneDNN's direct convolution
 leaves most of the CPU idle: at batch 64 on 2 cores, forward and backward of a 1024 -> 1024 3 x 3 conv
-at stride 2 on 4 x 4 maps take 380 ms against 93 ms as one im2col matrix product, and a 1024 -> 1024
-3 x 3 conv on 4 x 4 maps 450 ms against 165 ms by Winograd's F(2 x 2, 3 x 3) (benchmarks/conv_kernels.py,
+at stride 2 on 4 x 4 maps take 373 ms against 92 ms as one im2col matrix product, and a 1024 -> 1024
+3 x 3 conv on 4 x 4 maps 443 ms against 161 ms by Winograd's F(2 x 2, 3 x 3) (benchmarks/conv_kernels.py,
 results/benchmark-conv-kernels.txt). :func:`conv2d` dispatches by :func:`algorithm_for`.
 """
 
@@ -16,11 +16,11 @@ from .quantizers import channel_sum
 
 # The rule, read off results/benchmark-conv-kernels.txt (forward + backward, batch 64, 2 cores):
 # - Winograd for 3 x 3 stride-1 convs on even maps with at least 256 input channels, or 128 on maps of
-#   16 x 16 and more (1024 ch on 4 x 4: 0.37 of oneDNN's time, 512 on 8 x 8: 0.55, 256 on 2 x 2: 0.83,
-#   128 on 32 x 32: 0.77; 128 on 4 x 4: 1.14 and 64 on 32 x 32: 1.15, too few channels);
-# - otherwise the matrix product for 1 x 1 convs on maps up to 4 x 4 (0.52-0.85) and for k x k convs
-#   with at least 128 input channels per pixel of output side (1024 on 2 x 2 at stride 2: 0.24, 512 on
-#   8 x 8 at stride 2: 0.63; 128 on 4 x 4 at stride 2, below: 1.11);
+#   16 x 16 and more (1024 ch on 4 x 4: 0.36 of oneDNN's time, 512 on 8 x 8: 0.58, 256 on 2 x 2: 0.81,
+#   128 on 16 x 16: 0.97; 128 on 4 x 4: 1.35 and 64 on 32 x 32: 1.42, too few channels);
+# - otherwise the matrix product for 1 x 1 convs on maps up to 4 x 4 (0.50-0.88) and for k x k convs
+#   with at least 128 input channels per pixel of output side (1024 on 4 x 4 at stride 2: 0.25, 512 on
+#   8 x 8 at stride 2: 0.66; 128 on 4 x 4 at stride 2, below: 1.05);
 # - oneDNN for the rest (large maps, few channels).
 MIN_WINOGRAD_CHANNELS = 256
 MIN_WINOGRAD_CHANNELS_ON_LARGE_MAPS = (128, 16)  # channels, from this map side on
