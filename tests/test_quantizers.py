@@ -21,6 +21,7 @@ from bnextbench.nn import (
     layer_precision,
 )
 from bnextbench.nn.layers import HalveResolution, spatial_mean
+from bnextbench.nn.quantizers import channel_sum
 
 POINTS = torch.tensor([-2.0, -1.5, -0.9, -0.25, 0.0, 0.25, 0.9, 1.4, 2.0])
 
@@ -164,3 +165,10 @@ def test_spatial_mean_gradient_is_the_broadcast_mean_gradient():
 def test_binary_sign_maps_both_zeros_to_plus_one_and_keeps_two_values():
     x = torch.tensor([-2.0, -1e-30, -0.0, 0.0, 1e-30, 3.0])
     assert binary_sign(x).tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_channel_sum_reads_both_layouts():
+    x = torch.randn(3, 5, 4, 2)
+    expected = x.sum(dim=(0, 2, 3))
+    assert torch.allclose(channel_sum(x), expected, atol=1e-5)
+    assert torch.allclose(channel_sum(x.to(memory_format=torch.channels_last)), expected, atol=1e-5)

@@ -32,7 +32,9 @@ class _ImageToColumnConv(torch.autograd.Function):
     """Convolution as one matrix product over channels-last patches (zero padding, groups 1, dilation 1).
 
     Forward:  P = patches(x) of shape (N Ho Wo, kh kw Cin); out = P W_m^T + b with W_m the kernel as
-              (Cout, kh kw Cin), returned as a contiguous (N, Cout, Ho, Wo) map.
+              (Cout, kh kw Cin). The (N, Cout, Ho, Wo) result is a view of the channels-last product, not
+              copied to NCHW: BatchNorm and channel sums read it faster, and a next matrix-product or
+              Winograd conv gathers its patches from it directly (``channel_sum`` reads either layout).
     Backward: dL/dW_m = G^T P, dL/db = column sums of G, dL/dP = G W_m scattered back onto x tap by tap,
               with G the output gradient as (N Ho Wo, Cout). Same values as ``F.conv2d`` up to fp32 rounding.
     """
@@ -56,7 +58,7 @@ class _ImageToColumnConv(torch.autograd.Function):
         out = patches @ kernel.t() if bias is None else torch.addmm(bias, patches, kernel.t())
         ctx.save_for_backward(patches, kernel)
         ctx.geometry = (x.shape, weight.shape, stride, padding, out_h, out_w, pointwise, bias is not None)
-        return out.view(batch, out_h, out_w, out_channels).permute(0, 3, 1, 2).contiguous()
+        return out.view(batch, out_h, out_w, out_channels).permute(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx, grad):
@@ -78,7 +80,7 @@ class _ImageToColumnConv(torch.autograd.Function):
                     for j in range(kernel_w):
                         padded[:, i : i + rows : stride, j : j + cols : stride] += grad_patches[:, :, :, i, j]
                 grad_x = padded[:, padding : padding + height, padding : padding + width]
-            grad_x = grad_x.permute(0, 3, 1, 2).contiguous()
+            grad_x = grad_x.permute(0, 3, 1, 2)
         if ctx.needs_input_grad[1]:
             grad_weight = (grad_rows.t() @ patches).view(out_channels, kernel_h, kernel_w, in_channels)
             grad_weight = grad_weight.permute(0, 3, 1, 2).contiguous()
@@ -106,7 +108,8 @@ class _WinogradConv(torch.autograd.Function):
               (2.25x fewer multiplications than direct convolution).
     Backward: the adjoint of each linear step: dM = A dY A^T per tile; dU = sum over tiles of V^T dM and
               dV = dM U^T (16 matrix products each); dW = G^T dU G; dx = B dV B^T added back over the
-              overlapping tiles. Same values as ``F.conv2d`` up to fp32 rounding.
+              overlapping tiles. Same values as ``F.conv2d`` up to fp32 rounding; the output is
+              channels-last in memory like :class:`_ImageToColumnConv`'s.
     """
 
     @staticmethod
@@ -125,8 +128,8 @@ class _WinogradConv(torch.autograd.Function):
         ctx.save_for_backward(v, u)
         ctx.x_shape = x.shape
         ctx.has_bias = bias is not None
-        out = y.permute(2, 3, 0, 4, 1, 5).reshape(batch, height, width, out_channels)
-        out = out.permute(0, 3, 1, 2).contiguous()
+        out = y.permute(2, 3, 0, 4, 1, 5).reshape(batch, height, width, out_channels).contiguous()
+        out = out.permute(0, 3, 1, 2)
         return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
 
     @staticmethod
@@ -135,7 +138,7 @@ class _WinogradConv(torch.autograd.Function):
         batch, in_channels, height, width = ctx.x_shape
         out_channels = u.shape[1]
         tile_rows, tile_cols = height // 2, width // 2
-        grad_tiles = grad.permute(0, 2, 3, 1).contiguous().view(batch, tile_rows, 2, tile_cols, 2, out_channels)
+        grad_tiles = grad.permute(0, 2, 3, 1).reshape(batch, tile_rows, 2, tile_cols, 2, out_channels)
         grad_m = torch.mm(OUTPUT_TRANSFORM.t(), grad_tiles.permute(2, 4, 0, 1, 3, 5).reshape(4, -1))
         grad_m = grad_m.view(16, -1, out_channels)
         grad_x = grad_weight = grad_bias = None
@@ -146,7 +149,7 @@ class _WinogradConv(torch.autograd.Function):
             for i in range(4):
                 for j in range(4):
                     padded[:, i : i + height : 2, j : j + width : 2] += grad_d[i, j]
-            grad_x = padded[:, 1 : height + 1, 1 : width + 1].permute(0, 3, 1, 2).contiguous()
+            grad_x = padded[:, 1 : height + 1, 1 : width + 1].permute(0, 3, 1, 2)
         if ctx.needs_input_grad[1]:
             grad_u = torch.bmm(grad_m.transpose(1, 2), v)  # 16, Cout, Cin
             grad_weight = torch.mm(grad_u.view(16, -1).t(), KERNEL_TRANSFORM).view(out_channels, in_channels, 3, 3)

@@ -45,7 +45,10 @@ class _IdentityGradient(torch.autograd.Function):
 
 def channel_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum of an (N, C, ...) tensor over every dim but C (on CPU up to 10x faster than one
-    reduction over (0, 2, 3) when the maps are small)."""
+    reduction over (0, 2, 3) when the maps are small). A map stored channels-last is summed as the
+    rows of its (N H W, C) matrix."""
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).sum(0)
     return t.sum(0).flatten(1).sum(1) if t.dim() > 2 else t.sum(0)
 
 
