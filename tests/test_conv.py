@@ -98,3 +98,8 @@ def test_quant_conv_dispatches_and_keeps_values(channels, size, algorithm):
     assert algorithm_for(x.shape, layer.weight.shape, 1, 1) == algorithm
     assert torch.allclose(layer(x), F.conv2d(x, layer.weight, None, 1, 1), atol=1e-4)
     assert torch.equal(conv2d(x, layer.weight, None, 1, 1), layer(x))
+
+
+def test_other_dtypes_go_to_conv2d():
+    x, weight = torch.randn(2, 256, 2, 2, dtype=torch.float64), torch.randn(8, 256, 3, 3, dtype=torch.float64)
+    assert torch.equal(conv2d(x, weight, None, 1, 1), F.conv2d(x, weight, None, 1, 1))

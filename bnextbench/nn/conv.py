@@ -174,8 +174,9 @@ def algorithm_for(x_shape: torch.Size, weight_shape: torch.Size, stride: int, pa
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int) -> torch.Tensor:
-    """``F.conv2d(x, weight, bias, stride, padding)`` with groups 1, by the fastest of three algorithms on the CPU."""
-    if x.device.type != "cpu" or x.dim() != 4:
+    """``F.conv2d(x, weight, bias, stride, padding)`` with groups 1, by the fastest of three algorithms for
+    fp32 on the CPU; other devices and dtypes go to ``F.conv2d``."""
+    if x.device.type != "cpu" or x.dim() != 4 or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return F.conv2d(x, weight, bias, stride, padding)
     algorithm = algorithm_for(x.shape, weight.shape, stride, padding)
     if algorithm == "winograd":
