@@ -6,8 +6,8 @@ bnext: batch of 32 x 32 images, train mode, cross-entropy, backward, gradient cl
 floor: the same conv and linear layers (shapes, strides) as plain float layers, each run on an input
 of its shape with gradients to input and weight, then AdamW: what the network would cost if every
 other op were free. Two floors: torch's ``nn.Conv2d`` (oneDNN), the issue's reference, and
-bnextbench's own fp32 conv kernels (``QuantConv2d`` without quantizers: a matrix product on small
-maps, bnextbench/nn/conv.py). The first ratio includes what the faster kernels save; the second is
+bnextbench's own fp32 conv kernels (``QuantConv2d`` without quantizers: im2col matrix product or
+Winograd where those beat oneDNN, bnextbench/nn/conv.py). The first ratio includes what the faster kernels save; the second is
 the cost of everything that is not a convolution. All three are timed alternately in one run.
 Target: ratio <= 1.15.
 """
