@@ -27,7 +27,7 @@ class QuantConv2d(nn.Conv2d):
 
     A weight quantizer with ``output_scale`` (XNOR-style alpha) scales output channels after the conv.
     Without quantizers the layer is an ordinary float conv. Square kernels and strides, groups 1; the
-    convolution itself is :func:`bnextbench.nn.conv.conv2d` (a matrix product on small CPU maps).
+    convolution itself is :func:`bnextbench.nn.conv.conv2d` (oneDNN, a matrix product or Winograd on the CPU).
     """
 
     def __init__(

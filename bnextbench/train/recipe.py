@@ -95,7 +95,7 @@ def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> torch.Ten
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     norm = nn.utils.get_total_norm(grads, foreach=True)
-    if norm.device.type != "cpu" or float(norm) + 1e-6 > max_norm:
+    if norm.device.type != "cpu" or not float(norm) + 1e-6 <= max_norm:  # a NaN norm scales too, as in torch
         nn.utils.clip_grads_with_norm_(parameters, max_norm, norm, foreach=True)
     return norm
 
