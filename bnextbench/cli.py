@@ -158,22 +158,36 @@ def _layer_table(report: Complexity) -> Table:
     return table
 
 
+# Imported beside its one user: the variant names live in the checkpoint module, where they are checked.
+from .models.checkpoint import REFERENCE_VARIANTS  # noqa: E402
+
+CheckpointVariant = _choices("CheckpointVariant", REFERENCE_VARIANTS)
+
+
 @app.command("import-checkpoint")
 def import_checkpoint(
     checkpoint: Annotated[Path, typer.Argument(help="State_dict of the reference BNext code (bare, under "
                                                "'state_dict', or with 'module.' prefixes).")],
     model: Annotated[str, typer.Option("--model", help="bnext_tiny, bnext_small, bnext_middle or bnext_large.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the bnextbench checkpoint (.pt).")],
+    variant: Annotated[CheckpointVariant, typer.Option(
+        "--variant", help="The reference code to run the checkpoint as: float = src/bnext.py (full-precision stem, "
+        "SE and FC; the file the reference training script imports), quant = src/bnext_quant.py with quant=True, "
+        "se_bits=8 (aux_bits 8: 8-bit stem, SE and FC).")] = CheckpointVariant.float,
 ) -> None:
     """Import a checkpoint released with the BNext paper; every tensor is consumed and shape-checked."""
     from .models.checkpoint import import_reference_checkpoint, save_model_checkpoint
+    from .nn.quantizers import FLOAT_BITS
 
-    imported = import_reference_checkpoint(checkpoint, model)
+    imported = import_reference_checkpoint(checkpoint, model, variant.value)
     try:
-        save_model_checkpoint(out, model, imported, {"num_classes": imported.num_classes})
+        save_model_checkpoint(out, imported.name, imported.model, imported.model_kwargs)
     except OSError as exc:
         raise BnextbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
-    console.print(f"imported {checkpoint} into {model} ({imported.num_classes} classes) -> {out}")
+    bits = imported.model_kwargs["aux_bits"]
+    precision = "float" if bits >= FLOAT_BITS else f"{bits}-bit"
+    console.print(f"imported {checkpoint} into {model} ({precision} stem/SE/FC, "
+                  f"{imported.model_kwargs['num_classes']} classes) -> {out}")
 
 
 DataOption = Annotated[str, typer.Option("--data", help="digits | imagefolder:PATH | cifar10:PATH | cifar100:PATH.")]

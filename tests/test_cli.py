@@ -11,6 +11,8 @@ import torch
 
 from bnextbench.models import list_models, named_spec
 
+from .helpers import REFERENCE_LISTING, reference_state
+
 SUMMARY_KEYS = {
     "model", "resolution", "num_classes", "ops_rule", "params", "binary_params",
     "bops", "flops", "ops", "binarization_degree", "size_mib",
@@ -99,8 +101,6 @@ def test_bad_spec_json_is_one_line(tmp_path, run_cli):
 
 
 def test_import_checkpoint_writes_a_loadable_file(tmp_path, run_cli):
-    from .test_checkpoint import REFERENCE_LISTING, reference_state
-
     if not REFERENCE_LISTING.is_file():
         pytest.skip("reference listing not available")
     state = reference_state(json.loads(REFERENCE_LISTING.read_text())["bnext_tiny"])
@@ -110,7 +110,9 @@ def test_import_checkpoint_writes_a_loadable_file(tmp_path, run_cli):
                        "--out", str(out))
     assert code == 0, err
     saved = torch.load(out, weights_only=True)
-    assert saved["model"] == "bnext_tiny" and saved["model_kwargs"] == {"num_classes": 1000}
+    assert saved["model"] == "bnext_tiny" and saved["model_kwargs"] == {
+        "num_classes": 1000, "small_input": False, "width_mult": 1.0, "elm_attention": True, "info_recoupling": True,
+        "aux_bits": 32}
     assert torch.equal(saved["state_dict"]["fc.bias"], state["fc.bias"])
     assert [p.name for p in out.parent.iterdir()] == ["tiny.pt"]  # no temporary file left
 

@@ -371,7 +371,10 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if payload["format"] == TRAIN_CHECKPOINT_FORMAT:
         description, state = payload["model_description"], payload["model"]
     else:
-        description = {"model": payload["model"], "model_kwargs": payload.get("model_kwargs", {}),
+        # Rebuilt from the recorded arguments only: registry defaults may not be what the file holds.
+        if "model_kwargs" not in payload:
+            raise BnextbenchError(f"{path} does not record the model's constructor arguments (model_kwargs)")
+        description = {"model": payload["model"], "model_kwargs": payload["model_kwargs"],
                        "arch_spec": payload.get("arch_spec")}
         state = payload["state_dict"]
     model = build_model(description)
