@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
-    keep_freed_memory()  # as every training run does: large buffers are reused, not page-faulted anew
+    keep_freed_memory()  # as the bnextbench command does: large buffers are reused, not page-faulted anew
     torch.manual_seed(0)
     print(f"batch {args.batch_size}, {torch.get_num_threads()} threads, fp32, forward + backward ms, "
           f"median of {args.repeats} (ratio to oneDNN)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import shlex
 import sys
 import time
@@ -25,8 +26,10 @@ from rich.console import Console
 from bnextbench.profiling import profile_model
 from bnextbench.search import parse_budgets
 from bnextbench.search.baselines import run_baselines
-from bnextbench.search.study import Search, SearchConfig, load_summary
+from bnextbench.search.study import Search, SearchConfig
+from bnextbench.search.summary import load_summary
 from bnextbench.store import Store
+from bnextbench.train.allocator import keep_freed_memory
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "bnext.yaml"
 BASELINES = ("reactnet_a", "xnor_resnet18")
@@ -47,7 +50,7 @@ def interleaved_search(searches: dict[str, Search], store: Store, trials: int, d
         if time.monotonic() > deadline:
             break
         for sampler, search in searches.items():
-            search.config.trials = target
+            search.record = replace(search.record, settings=replace(search.record.settings, trials=target))
             started = time.perf_counter()
             search.run(store, progress=False)
             last = load_summary(search.name, store.url)["trials"][-1]
@@ -59,6 +62,7 @@ def interleaved_search(searches: dict[str, Search], store: Store, trials: int, d
 
 
 def main() -> None:
+    keep_freed_memory()  # as the command line does for every training run
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="CIFAR-10 as imagefolder:DIR or cifar10:DIR")
     parser.add_argument("--budget", default="0.3GBOPs")
@@ -85,8 +89,8 @@ def main() -> None:
                               batch_size=args.batch_size, train_limit=args.train_limit, resolution=32,
                               sampler=sampler, pruner="none", study=f"cifar10-{sampler}-{args.budget}-s{args.seed}",
                               seed=args.seed, lr=args.lr)
-        searches[sampler] = Search(config)
-    protocol = searches["tpe"].protocol
+        searches[sampler] = Search.configure(config)
+    protocol = searches["tpe"].record.protocol
     num_classes = searches["tpe"].data.num_classes
 
     rows = []
@@ -110,12 +114,12 @@ def main() -> None:
 
     summary = {
         "command": "python " + shlex.join(sys.argv),
-        "budget": args.budget, "resolution": 32, "data": protocol["data"], "train_limit": args.train_limit,
+        "budget": args.budget, "resolution": 32, "data": protocol.data, "train_limit": args.train_limit,
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "trials_per_sampler": trials, "minutes": (time.monotonic() - started) / 60, "rows": rows,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"# Search on {protocol['data']} at 32 px under {args.budget}", "",
+    lines = [f"# Search on {protocol.data} at 32 px under {args.budget}", "",
              f"`{summary['command']}`", "",
              (f"{trials} trials per sampler, {args.epochs} epoch(s) on {args.train_limit} class-balanced training "
               f"images, tested on the whole test set; {summary['minutes']:.1f} min in all."), "",

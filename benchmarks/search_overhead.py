@@ -32,7 +32,7 @@ def main() -> None:
         db = Path(folder) / "overhead.db"
         config = SearchConfig(budgets=parse_budgets([args.budget]), space=SPACE, trials=args.trials, epochs=1,
                               train_limit=40, batch_size=20, sampler="tpe", pruner="none", study="overhead")
-        Search(config).run(Store(db), progress=False)
+        Search.configure(config).run(Store(db), progress=False)
         study = optuna.load_study(study_name="overhead", storage=f"sqlite:///{db}")
         overheads, kinds = [], []
         for trial in study.get_trials():

@@ -26,7 +26,8 @@ from torch import nn
 from bnextbench.complexity import measured_sites
 from bnextbench.models import create_model
 from bnextbench.models.plan import LayerSite
-from bnextbench.nn import QuantConv2d, apply_constraints
+from bnextbench.nn import QuantConv2d, apply_constraints, use_cpu_kernels
+from bnextbench.nn.config import CPU_KERNELS_ENV
 from bnextbench.train.allocator import keep_freed_memory
 from bnextbench.train.recipe import Recipe, clip_gradients, optimizer_for
 
@@ -116,7 +117,8 @@ def main() -> None:
             times[name].append((time.perf_counter() - start) * 1000)
     model_ms, torch_ms, own_ms = (statistics.median(times[name]) for name in ("bnext", "torch", "bnextbench"))
     print(f"{args.model} (width x{args.width_mult}) at 32x32, batch {args.batch_size}, train mode, AdamW, "
-          f"{torch.get_num_threads()} threads, {args.repeats} alternating repeats")
+          f"{torch.get_num_threads()} threads, {args.repeats} alternating repeats, "
+          f"{CPU_KERNELS_ENV}={int(use_cpu_kernels())}")
     print(f"bnext step: {model_ms:.1f} ms (median)")
     print(f"floor step, same convs as torch nn.Conv2d (oneDNN) in fp32: {torch_ms:.1f} ms (median)")
     print(f"floor step, same convs with bnextbench's fp32 kernels: {own_ms:.1f} ms (median)")

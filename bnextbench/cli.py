@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 import enum
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from . import __version__
-from .complexity import OPS_RULES, Complexity
+from .complexity import OPS_RULES
 from .data import AUGMENTATIONS
 from .errors import BnextbenchError
 from .models import DEFAULT_RESOLUTION, list_models
+from .models.checkpoint import REFERENCE_VARIANTS
+from .report.formats import REPORT_FORMATS
+from .output import FORMATS, Field, emit, emit_record, fixed, percent, say, table
+from .output import console
 
 app = typer.Typer(
     name="bnextbench",
@@ -28,9 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-if not console.is_terminal:  # files and pipes get whole tables, not an 80-column squeeze
-    console = Console(width=200)
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
@@ -39,16 +36,23 @@ def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
 
 
 OpsRule = _choices("OpsRule", OPS_RULES)
-OutputFormat = _choices("OutputFormat", ("table", "json", "csv"))
+OutputFormat = _choices("OutputFormat", FORMATS)
 
 
 SUMMARY_FIELDS = (
     "model", "resolution", "num_classes", "ops_rule", "params", "binary_params",
     "bops", "flops", "ops", "binarization_degree", "size_mib",
 )
-LAYER_FIELDS = (
-    "name", "kind", "weight_bits", "input_bits", "in_channels", "out_channels", "kernel_size",
-    "stride", "in_size", "out_size", "params", "macs", "bops", "flops",
+SUMMARY_COLUMNS = (
+    Field("model", "model", left=True), Field("params", "params (M)", fixed(".3f", 1e6)),
+    Field("binary_params", "binary params (M)", fixed(".3f", 1e6)), Field("bops", "BOPs (G)", fixed(".4f", 1e9)),
+    Field("flops", "FLOPs (M)", fixed(".3f", 1e6)), Field("ops", "OPs (M)", fixed(".3f", 1e6)),
+    Field("binarization_degree", "degree (%)", percent), Field("size_mib", "size (MiB)", fixed(".2f")),
+)
+LAYER_COLUMNS = tuple(
+    Field(key, key, (lambda value: f"{value:g}") if key == "flops" else str, left=key in ("name", "kind"))
+    for key in ("name", "kind", "weight_bits", "input_bits", "in_channels", "out_channels", "kernel_size",
+                "stride", "in_size", "out_size", "params", "macs", "bops", "flops")
 )
 
 OpsRuleOption = Annotated[
@@ -62,39 +66,6 @@ OpsRuleOption = Annotated[
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 
 
-def _giga(value: float) -> str:
-    return f"{value / 1e9:.4f}"
-
-
-def _mega(value: float) -> str:
-    return f"{value / 1e6:.3f}"
-
-
-def _write_csv(rows: list[dict], fields: tuple[str, ...]) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-
-
-def _summary_table(reports: list[Complexity], title: str) -> Table:
-    table = Table(title=title)
-    for header in ("model", "params (M)", "binary params (M)", "BOPs (G)", "FLOPs (M)", "OPs (M)", "degree (%)",
-                   "size (MiB)"):
-        table.add_column(header, justify="left" if header == "model" else "right", no_wrap=header == "model")
-    for report in reports:
-        table.add_row(
-            report.model,
-            _mega(report.params),
-            _mega(report.binary_params),
-            _giga(report.bops),
-            _mega(report.flops),
-            _mega(report.ops),
-            f"{100 * report.binarization_degree:.2f}",
-            f"{report.size_mib:.2f}",
-        )
-    return table
-
-
 @app.command()
 def models(
     ops_rule: OpsRuleOption = OpsRule.bits,
@@ -103,63 +74,43 @@ def models(
     """List every registered model with params, BOPs, OPs and binarization degree at 224x224, 1000 classes."""
     from .profiling import profile_model
 
-    reports = [profile_model(name, DEFAULT_RESOLUTION, 1000, ops_rule.value) for name in list_models()]
-    if output is OutputFormat.json:
-        print(json.dumps([report.to_dict() for report in reports], indent=2))
-    elif output is OutputFormat.csv:
-        _write_csv([report.to_dict() for report in reports], SUMMARY_FIELDS)
-    else:
-        console.print(_summary_table(reports, f"Registered models at {DEFAULT_RESOLUTION}x{DEFAULT_RESOLUTION}, "
-                                              f"1000 classes, ops rule '{ops_rule.value}'"))
+    reports = [profile_model(name, DEFAULT_RESOLUTION, 1000, ops_rule.value).to_dict() for name in list_models()]
+    emit(reports, SUMMARY_COLUMNS, output.value, f"Registered models at {DEFAULT_RESOLUTION}x{DEFAULT_RESOLUTION}, "
+         f"1000 classes, ops rule '{ops_rule.value}'", csv_keys=SUMMARY_FIELDS)
 
 
 @app.command()
 def profile(
     model: Annotated[Optional[str], typer.Argument(help="Registered model name (see `bnextbench models`).")] = None,
-    spec: Annotated[Optional[Path], typer.Option("--spec", help="A BNext architecture spec (JSON) to count "
-                                                 "instead of a registered model.")] = None,
+    spec: Annotated[Optional[Path], typer.Option("--spec", help="A JSON file to count instead of a registered "
+                                                 "model: a BNext spec, or the 'arch' object `search --format json` "
+                                                 "prints for a trial.")] = None,
     resolution: Annotated[int, typer.Option("--resolution", help="Input side in pixels (square input). Inputs "
                                             "up to 64 px use the stride-1 small-input stem.")] = DEFAULT_RESOLUTION,
-    num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs (ignored with --spec).")] = 1000,
+    num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs (a BNext spec has its "
+                                             "own).")] = 1000,
     ops_rule: OpsRuleOption = OpsRule.bits,
     per_layer: Annotated[bool, typer.Option("--per-layer", help="Also list every conv/linear layer.")] = False,
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Count BOPs, FLOPs, OPs (absolute counts), binarization degree, params and size of one model."""
-    from .profiling import load_spec, profile_model, profile_spec
+    from .profiling import load_candidate, profile_candidate, profile_model
 
     if (model is None) == (spec is None):
         raise BnextbenchError("give either a MODEL name or --spec FILE.json")
     if spec is not None:
-        report = profile_spec(load_spec(spec), resolution, ops_rule.value, per_layer)
+        report = profile_candidate(load_candidate(spec), resolution, num_classes, ops_rule.value, per_layer)
     else:
         report = profile_model(model, resolution, num_classes, ops_rule.value, per_layer=per_layer)
     data = report.to_dict(per_layer=per_layer)
-    if output is OutputFormat.json:
-        print(json.dumps(data))
-    elif output is OutputFormat.csv:
-        if per_layer:
-            _write_csv(data["layers"], LAYER_FIELDS)
-        else:
-            _write_csv([data], SUMMARY_FIELDS)
-    else:
-        title = f"{report.model} at {resolution}x{resolution}, {report.num_classes} classes, ops rule '{report.ops_rule}'"
-        console.print(_summary_table([report], title))
-        if per_layer:
-            console.print(_layer_table(report))
+    title = f"{report.model} at {resolution}x{resolution}, {report.num_classes} classes, ops rule '{report.ops_rule}'"
+    if per_layer and output is OutputFormat.csv:
+        emit(data["layers"], LAYER_COLUMNS, output.value)
+        return
+    emit([data], SUMMARY_COLUMNS, output.value, title, document=data, csv_keys=SUMMARY_FIELDS)
+    if per_layer and output is OutputFormat.table:
+        console.print(table(data["layers"], LAYER_COLUMNS, "Layers (MACs, BOPs and FLOPs as absolute counts)"))
 
-
-def _layer_table(report: Complexity) -> Table:
-    table = Table(title="Layers (MACs, BOPs and FLOPs as absolute counts)")
-    for header in LAYER_FIELDS:
-        table.add_column(header, justify="left" if header in ("name", "kind") else "right", no_wrap=header == "name")
-    for layer in report.layers:
-        table.add_row(*(f"{getattr(layer, f):g}" if f == "flops" else str(getattr(layer, f)) for f in LAYER_FIELDS))
-    return table
-
-
-# Imported beside its one user: the variant names live in the checkpoint module, where they are checked.
-from .models.checkpoint import REFERENCE_VARIANTS  # noqa: E402
 
 CheckpointVariant = _choices("CheckpointVariant", REFERENCE_VARIANTS)
 
@@ -180,14 +131,11 @@ def import_checkpoint(
     from .nn.quantizers import FLOAT_BITS
 
     imported = import_reference_checkpoint(checkpoint, model, variant.value)
-    try:
-        save_model_checkpoint(out, imported.name, imported.model, imported.model_kwargs)
-    except OSError as exc:
-        raise BnextbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
+    save_model_checkpoint(out, imported.name, imported.model, imported.model_kwargs)
     bits = imported.model_kwargs["aux_bits"]
     precision = "float" if bits >= FLOAT_BITS else f"{bits}-bit"
-    console.print(f"imported {checkpoint} into {model} ({precision} stem/SE/FC, "
-                  f"{imported.model_kwargs['num_classes']} classes) -> {out}")
+    say(f"imported {checkpoint} into {model} ({precision} stem/SE/FC, {imported.model_kwargs['num_classes']} "
+        f"classes) -> {out}")
 
 
 DataOption = Annotated[str, typer.Option("--data", help="digits | imagefolder:PATH | cifar10:PATH | cifar100:PATH.")]
@@ -211,28 +159,10 @@ def _train_config(
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, sign_at=sign_at, tau_decay=tau_decay,
                     label_smoothing=label_smoothing, augment=augment.value, kd_weighting=kd_weighting.value,
                     seed=seed)
-    if width_mult <= 0:
-        raise BnextbenchError(f"--width-mult must be positive, got {width_mult}")
-    if train_limit is not None and train_limit < 1:
-        raise BnextbenchError(f"--train-limit must be a positive integer, got {train_limit}")
-    if resolution is not None and resolution < 1:
-        raise BnextbenchError(f"--resolution must be a positive integer, got {resolution}")
     return TrainConfig(model=model, data=data, recipe=recipe, width_mult=width_mult, train_limit=train_limit,
                        resolution=resolution, teacher=str(teacher) if teacher else None,
                        assistants=tuple(str(p) for p in assistant), out=out, resume=resume, device=device,
                        download=download)
-
-
-def _print_record(record: dict, output: OutputFormat, title: str) -> None:
-    if output is OutputFormat.json:
-        print(json.dumps(record))
-        return
-    table = Table(title=title)
-    table.add_column("field")
-    table.add_column("value", justify="right")
-    for key, value in record.items():
-        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
-    console.print(table)
 
 
 EpochsOption = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
@@ -299,7 +229,7 @@ def train(
                            kd_weighting, lr, sign_at, tau_decay, label_smoothing, augment, seed, out, resume, device,
                            download)
     record = train_run(config, Store(db), progress=output is not OutputFormat.json or console.is_terminal)
-    _print_record(record, output, f"{model} on {data}")
+    emit_record(record, output.value, f"{model} on {data}")
 
 
 @app.command()
@@ -307,26 +237,27 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by train or import-checkpoint.")],
     data: DataOption = "digits",
     resolution: ResolutionOption = None,
+    device: DeviceOption = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Test images per forward pass.")] = 512,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """Top-1 / top-5 accuracy (%) of a checkpoint on the test split of --data."""
-    from .data import load_data
-    from .train import evaluate as evaluate_model
-    from .train import load_checkpoint_model
-    from .train.loop import pick_device
+    from .train.loop import evaluate_checkpoint
 
-    model, payload = load_checkpoint_model(checkpoint)
-    images = load_data(data, resolution or payload.get("resolution"))
-    if getattr(model, "num_classes", images.num_classes) != images.num_classes:
-        raise BnextbenchError(f"{checkpoint} predicts {model.num_classes} classes but {data} has {images.num_classes}")
-    device = pick_device(None)
-    result = evaluate_model(model.to(device), images, device)
-    _print_record({"checkpoint": str(checkpoint), "data": images.spec, "resolution": images.resolution, **result},
-                  output, f"{checkpoint.name} on {images.spec}")
+    result = evaluate_checkpoint(checkpoint, data, resolution, device, batch_size)
+    emit_record(result, output.value, f"{checkpoint.name} on {result['data']}")
 
 
 EPOCH_FIELDS = ("epoch", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "lr", "tau", "seconds",
                 "images_per_s")
+EPOCH_COLUMNS = tuple(Field(key, key, lambda value: f"{value:.4g}" if isinstance(value, float) else str(value))
+                      for key in EPOCH_FIELDS)
+RUN_COLUMNS = (
+    Field("id", "id"), Field("status", "status", left=True), Field("candidate", "candidate", left=True),
+    Field("data", "data", left=True), Field("resolution", "resolution"), Field("epochs", "epochs"),
+    Field("top1", "top-1 (%)", fixed(".2f")), Field("top5", "top-5 (%)", fixed(".2f")),
+    Field("train_images_per_s", "img/s", fixed(".0f")), Field("teacher", "teacher", left=True),
+)
 
 
 @app.command()
@@ -338,51 +269,22 @@ def runs(
     """List the runs in the results database (accuracies in %, speed in training images per second)."""
     from .store import Store, run_summary
 
+    store = Store(db)
     if run_id is not None:
-        run = Store(db).get_run(run_id)
+        run = store.get_run(run_id)
         epochs = [{key: getattr(m, key) for key in EPOCH_FIELDS} for m in run.epochs]
-        if output is OutputFormat.json:
-            print(json.dumps({**run_summary(run), "recipe": run.recipe, "complexity": run.complexity,
-                              "versions": run.versions, "git_commit": run.git_commit, "epochs": epochs}))
-            return
-        table = Table(title=f"run {run.id}: {run.model} on {run.data} ({run.status})")
-        for header in EPOCH_FIELDS:
-            table.add_column(header, justify="right")
-        for row in epochs:
-            table.add_row(*(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in EPOCH_FIELDS))
-        console.print(table)
+        document = {**run_summary(run), "recipe": run.recipe, "complexity": run.complexity,
+                    "versions": run.versions, "git_commit": run.git_commit, "epochs": epochs}
+        emit(epochs, EPOCH_COLUMNS, output.value, f"run {run.id}: {run.candidate} on {run.data} ({run.status})",
+             document=document)
         return
-    rows = [run_summary(run) for run in Store(db).runs()]
-    if output is OutputFormat.json:
-        print(json.dumps(rows))
-        return
-    table = Table(title="Runs")
-    for header in ("id", "status", "model", "data", "resolution", "epochs", "top-1 (%)", "top-5 (%)", "img/s",
-                   "teacher"):
-        table.add_column(header, justify="right" if header not in ("status", "model", "data", "teacher") else "left")
-    for row in rows:
-        table.add_row(str(row["id"]), row["status"], row["model"], row["data"], str(row["resolution"]),
-                      f"{row['epochs_done']}/{row['epochs_planned']}", _maybe(row["top1"]), _maybe(row["top5"]),
-                      _maybe(row["train_images_per_s"], ".0f"), row["teacher"] or "")
-    console.print(table)
-
-
-def _maybe(value, spec: str = ".2f") -> str:
-    return "" if value is None else format(value, spec)
+    summaries = [run_summary(run) for run in store.runs()]
+    shown = [{**row, "epochs": f"{row['epochs_done']}/{row['epochs_planned']}"} for row in summaries]
+    emit(shown, RUN_COLUMNS, output.value, "Runs", document=summaries)
 
 
 Sampler = _choices("Sampler", ("tpe", "nsga2", "random"))
 Pruner = _choices("Pruner", ("sh", "hyperband", "none"))
-
-
-def _default_space() -> Path:
-    """search_spaces/bnext.yaml of this checkout (source and editable installs) or of the installed wheel."""
-    beside_package = Path(__file__).resolve().parents[1] / "search_spaces" / "bnext.yaml"
-    if beside_package.is_file():
-        return beside_package
-    from importlib.resources import files
-
-    return Path(str(files("bnextbench.search_spaces") / "bnext.yaml"))
 
 
 StorageOption = Annotated[Optional[str], typer.Option("--storage", help="Optuna storage shared by the workers: "
@@ -419,43 +321,55 @@ def search(
     heartbeat: HeartbeatOption = 60,
     grace: GraceOption = None,
     seed: SeedOption = 0,
+    noise_seeds: Annotated[int, typer.Option("--noise-seeds", help="Then train the winner with N more seeds and "
+                                             "print its top-1 spread over seeds (0: skip).")] = 2,
+    device: DeviceOption = None,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """Search architectures under a complexity budget with Optuna; every trial is kept in the results database.
+    Progress (trials done, the current trial's epoch and top-1, the best so far) goes to stderr; the winner's
+    spread over seeds says how far apart two trials must be to differ by more than the seed.
 
     Start it on any number of processes or machines with the same --study and --storage (and a shared --db) to
     split the trials; `bnextbench worker` joins an existing study with its own settings."""
     from .search import parse_budgets
+    from .search.noise import check_extra_seeds, spread_text, winner_spread
+    from .search.space import default_space
     from .search.study import Search, SearchConfig
     from .store import Store
 
-    config = SearchConfig(budgets=parse_budgets(budget), space=space or _default_space(), data=data, trials=trials,
+    check_extra_seeds(noise_seeds)
+    config = SearchConfig(budgets=parse_budgets(budget), space=space or default_space(), data=data, trials=trials,
                           epochs=epochs, batch_size=batch_size, train_limit=train_limit, resolution=resolution,
                           sampler=sampler.value, pruner=pruner.value, study=study, storage=storage, seed=seed,
-                          heartbeat=heartbeat, grace=grace)
-    configured = Search(config)  # validates budgets, space, data and feasibility before anything is written
-    result = configured.run(Store(db), progress=output is OutputFormat.table and console.is_terminal)
-    if output is OutputFormat.json:
-        print(json.dumps(result))
-        return
-    console.print(_leaderboard(result))
+                          heartbeat=heartbeat, grace=grace, device=device)
+    configured = Search.configure(config)  # validates budgets, space, data and feasibility before any write
+    store = Store(db)
+    result = configured.run(store)
+    spread = winner_spread(configured.record, result["trials"], store, noise_seeds, device)
+    _emit_trials(result, result["trials"], output, document={**result, "winner_seeds": spread})
+    if spread is not None and output is OutputFormat.table:
+        say(spread_text(spread))
 
 
-def _leaderboard(result: dict, heading: str = "leaderboard") -> Table:
+TRIAL_COLUMNS = (
+    Field("rank", "rank"), Field("number", "trial"), Field("state", "state", left=True),
+    Field("top1", "top-1 (%)", fixed(".2f")), Field("bops", "BOPs (M)", fixed(".1f", 1e6)),
+    Field("ops", "OPs (M)", fixed(".2f", 1e6)), Field("params", "params (M)", fixed(".3f", 1e6)),
+    Field("run_id", "run"), Field("candidate", "candidate", left=True),
+)
+
+
+def _emit_trials(result: dict, trials: list[dict], output: OutputFormat, heading: str = "leaderboard",
+                 document: dict | None = None) -> None:
+    """A study's trials ranked by top-1 (trials without one last), under a title naming its protocol."""
     protocol = result["protocol"] or {}
-    table = Table(title=f"{heading} of study {result['study']}: budget {', '.join(result['budgets'] or [])}, "
-                        f"{protocol.get('data')} at {protocol.get('resolution')} px, "
-                        f"{protocol.get('recipe', {}).get('epochs')} epochs")
-    for header in ("rank", "trial", "state", "top-1 (%)", "BOPs (M)", "OPs (M)", "params (M)", "run", "candidate"):
-        table.add_column(header, justify="left" if header in ("state", "candidate") else "right")
-    ranked = sorted(result["trials"], key=lambda t: (t["top1"] is None, -(t["top1"] or 0.0)))
-    for rank, trial in enumerate(ranked, 1):
-        table.add_row(str(rank), str(trial["number"]), trial["state"], _maybe(trial["top1"]),
-                      _maybe(trial["bops"] and trial["bops"] / 1e6, ".1f"), _maybe(trial["ops"] and trial["ops"] / 1e6,
-                                                                                 ".2f"),
-                      _maybe(trial["params"] and trial["params"] / 1e6, ".3f"), str(trial["run_id"] or ""),
-                      (trial["hash"] or ""))
-    return table
+    title = (f"{heading} of study {result['study']}: budget {', '.join(result['budgets'] or [])}, "
+             f"{protocol.get('data')} at {protocol.get('resolution')} px, {protocol.get('recipe', {}).get('epochs')} "
+             "epochs")
+    ranked = sorted(trials, key=lambda t: (t["top1"] is None, -(t["top1"] or 0.0)))
+    rows = [{**trial, "rank": rank} for rank, trial in enumerate(ranked, 1)]
+    emit(rows, TRIAL_COLUMNS, output.value, title, document=result if document is None else document)
 
 
 @app.command()
@@ -466,17 +380,18 @@ def show(
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """The Pareto front (top-1 against OPs) and the best candidate per BOPs bucket (powers of two) of a study."""
-    from .search.study import best_per_bucket, load_summary, pareto_front
+    from .search.summary import best_per_bucket, load_summary, pareto_front
     from .store import Store
 
     result = load_summary(study, storage or Store(db).url)
     front, buckets = pareto_front(result["trials"]), best_per_bucket(result["trials"])
-    if output is OutputFormat.json:
-        print(json.dumps({**result, "pareto_front": front, "best_per_bucket": buckets}))
+    document = {**result, "pareto_front": front, "best_per_bucket": buckets}
+    if output is not OutputFormat.table:
+        emit(front, TRIAL_COLUMNS, output.value, document=document)
         return
-    console.print(_leaderboard({**result, "trials": front}, "Pareto front, top-1 against OPs"))
-    console.print(_leaderboard({**result, "trials": [bucket["trial"] for bucket in buckets]},
-                               "best candidate per BOPs bucket [2^k, 2^(k+1))"))
+    _emit_trials(result, front, output, "Pareto front, top-1 against OPs")
+    _emit_trials(result, [bucket["trial"] for bucket in buckets], output,
+                 "best candidate per BOPs bucket [2^k, 2^(k+1))")
 
 
 plot_app = typer.Typer(help="Figures of runs.", no_args_is_help=True)
@@ -494,11 +409,8 @@ def plot_curves(
     from .store import Store
 
     target = out or Path("results") / f"run-{run_id}-curves.png"
-    try:
-        plot_training_curves(Store(db).get_run(run_id), target)
-    except OSError as exc:
-        raise BnextbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
-    console.print(f"wrote {target}")
+    plot_training_curves(Store(db).get_run(run_id), target)
+    say(f"wrote {target}")
 
 
 teacher_app = typer.Typer(help="Full-precision timm teachers for distillation.", no_args_is_help=True)
@@ -534,7 +446,7 @@ def teacher_train(
     store = Store(db)
     target = out or Path("results") / "teachers" / f"{name}-{Path(data.replace(':', '-')).name}-seed{seed}.pt"
     record = train_teacher(config, target, store, progress=output is not OutputFormat.json or console.is_terminal)
-    _print_record(record, output, f"teacher {name} on {data}")
+    emit_record(record, output.value, f"teacher {name} on {data}")
 
 
 @plot_app.command("features")
@@ -554,15 +466,12 @@ def plot_features(
     from .report.plots import plot_feature_maps
 
     target = out or Path("results") / f"{checkpoint.parent.name}-{checkpoint.stem}-block{block}-features.png"
-    try:
-        features = plot_feature_maps(checkpoint, image, block, target, after_sign, maps)
-    except OSError as exc:
-        raise BnextbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
-    console.print(f"wrote {target} ({features.layer}, {len(features.activations)} channels of "
-                  f"{features.activations.shape[1]}x{features.activations.shape[2]} px)")
+    features = plot_feature_maps(checkpoint, image, block, target, after_sign, maps)
+    say(f"wrote {target} ({features.layer}, {len(features.activations)} channels of "
+        f"{features.activations.shape[1]}x{features.activations.shape[2]} px)")
 
 
-ReportFormat = _choices("ReportFormat", ("md", "csv", "json", "html"))
+ReportFormat = _choices("ReportFormat", REPORT_FORMATS)
 StudyOption = Annotated[str | None, typer.Option("--study", help="A search study (see `bnextbench search`).")]
 
 
@@ -593,60 +502,38 @@ def baselines(
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """Train XNOR-Net, Bi-Real and ReActNet-A width-scaled to a budget under one protocol, stored as ordinary runs."""
-    from .report.leaderboard import study_budgets, study_protocol
     from .search import parse_budgets
-    from .search.baselines import BASELINE_MODELS, flag_protocol, run_baselines
-    from .search.study import SearchConfig
+    from .search.baselines import BASELINE_MODELS, baseline_protocol, run_baselines
     from .store import Store
 
-    unknown = [m for m in model or [] if m not in BASELINE_MODELS]
-    if unknown:
-        raise BnextbenchError(f"unknown baseline {', '.join(unknown)}; choose from {', '.join(BASELINE_MODELS)}")
-    if study is not None:
-        given = [flag for flag, value in (("--data", data), ("--epochs", epochs), ("--batch-size", batch_size),
-                                          ("--lr", lr), ("--train-limit", train_limit),
-                                          ("--resolution", resolution)) if value is not None]
-        if given:
-            raise BnextbenchError(f"--study fixes the protocol; drop {', '.join(given)}")
-        store = Store(db)
-        protocol, num_classes = study_protocol(store, study)
-        budgets = parse_budgets(budget or study_budgets(store, study))
-    else:
-        budgets = parse_budgets(budget)
-        protocol, num_classes = flag_protocol(data or "digits", epochs or SearchConfig.epochs,
-                                              batch_size or SearchConfig.batch_size, lr or SearchConfig.lr,
-                                              seed[0] if seed else 0, train_limit, resolution)
-        store = Store(db)
+    store = Store(db)
+    protocol, num_classes, study_budgets = baseline_protocol(store, study, data, epochs, batch_size, lr,
+                                                             seed[0] if seed else 0, train_limit, resolution)
+    budgets = parse_budgets(budget) if budget or not study_budgets else list(study_budgets)
     records = run_baselines(store, budgets, protocol, num_classes, model or BASELINE_MODELS, seed or None,
                             device=device, progress=output is not OutputFormat.json or console.is_terminal)
-    if output is OutputFormat.json:
-        print(json.dumps(records))
-        return
-    if output is OutputFormat.csv:
-        _write_csv(records, ("model", "width_mult", "seed", "run_id", "top1", "reused"))
-        return
-    table = Table(title=f"baselines under {', '.join(b.text for b in budgets)}: {protocol['data']} at "
-                        f"{protocol['resolution']} px, {protocol['recipe']['epochs']} epochs")
-    for header in ("model", "width", "seed", "run", "top-1 (%)", "trained"):
-        table.add_column(header, justify="left" if header == "model" else "right")
-    for record in records:
-        table.add_row(record["model"], f"{record['width_mult']:g}", str(record["seed"]), str(record["run_id"]),
-                      _maybe(record["top1"]), "reused" if record["reused"] else "now")
-    console.print(table)
+    rows = [{**record, "trained": "reused" if record["reused"] else "now"} for record in records]
+    emit(rows, BASELINE_COLUMNS, output.value, f"baselines under {', '.join(b.text for b in budgets)}: "
+         f"{protocol.data} at {protocol.resolution} px, {protocol.recipe.epochs} epochs", document=records,
+         csv_keys=("model", "width_mult", "seed", "run_id", "top1", "reused"))
 
 
-def _columns_table(title: str, columns, rows: list[dict]) -> Table:
-    from .report.leaderboard import cell_text
+BASELINE_COLUMNS = (
+    Field("model", "model", left=True), Field("width_mult", "width", lambda value: f"{value:g}"),
+    Field("seed", "seed"), Field("run_id", "run"), Field("top1", "top-1 (%)", fixed(".2f")),
+    Field("trained", "trained"),
+)
+# Board columns of names and notes wrap; the others never do (numbers).
+_WRAPPED_COLUMNS = ("model", "teacher", "source", "prior", "tag")
 
-    table = Table(title=title)
-    columns = [c for c in columns if any(cell_text(row, c) for row in rows)]  # no column empty in every row
-    for column in columns:
-        wraps = column.key in ("model", "teacher", "source", "prior", "tag")
-        table.add_column(column.header, justify="left" if wraps or column.key in ("kind", "figure") else "right",
-                         no_wrap=not wraps, overflow="fold")
-    for row in rows:
-        table.add_row(*(cell_text(row, column) for column in columns))
-    return table
+
+def _board_fields(columns) -> list[Field]:
+    """Fields for the emitter from the report's columns (the same cell texts as the Markdown report)."""
+    from .report import cell_text
+
+    return [Field(c.key, c.header, lambda value, c=c: cell_text({c.key: value}, c),
+                  left=c.key in _WRAPPED_COLUMNS or c.key in ("kind", "figure"), wrap=c.key in _WRAPPED_COLUMNS)
+            for c in columns]
 
 
 @app.command()
@@ -663,7 +550,7 @@ def compare(
 ) -> None:
     """Searched candidates against same-protocol baselines, one ranking per data set and resolution, and the
     published ImageNet rows apart. Counts: BOPs, FLOPs, OPs and params in millions at each row's resolution."""
-    from .report.leaderboard import (
+    from .report import (
         COUNTED_COLUMNS,
         DESIGN_COLUMNS,
         LEADERBOARD_COLUMNS,
@@ -677,24 +564,24 @@ def compare(
 
     if counted:  # needs no results database
         rows = counted_rows()
-        if output is OutputFormat.json:
-            print(json.dumps(rows))
-        elif output is OutputFormat.csv:
+        if output is OutputFormat.csv:
             sys.stdout.write(counted_csv(rows))
+        elif output is OutputFormat.json:
+            emit(rows, (), output.value)
         else:
-            console.print(_columns_table("published against counted at 224 px, 1000 classes (difference = "
-                                         "counted / published - 1)", COUNTED_COLUMNS, rows))
+            console.print(table(rows, _board_fields(COUNTED_COLUMNS), "published against counted at 224 px, 1000 "
+                                "classes (difference = counted / published - 1)", drop_empty=True))
         return
     board = build_leaderboard(open_store(db), study, data)
     if output is OutputFormat.json:
-        print(json.dumps(to_json(board)))
+        emit([], (), output.value, document=to_json(board))
     elif output is OutputFormat.csv:
         sys.stdout.write(to_csv(board))
     else:
         for section in board.sections:
             shown = tuple(c for c in LEADERBOARD_COLUMNS if c.key not in ("data", "resolution"))  # in the title
             shown += DESIGN_COLUMNS if design and section.kind == "published" else ()
-            console.print(_columns_table(section.title, shown, section.rows))
+            console.print(table(section.rows, _board_fields(shown), section.title, drop_empty=True))
 
 
 @app.command()
@@ -712,12 +599,7 @@ def report(
     """Write the leaderboard (Markdown, CSV, JSON, self-contained HTML), a Pareto plot of top-1 (%) against OPs
     (BOPs/64 + FLOPs, log scale; PNG and SVG) and the report's provenance; or model cards of chosen runs. Tables
     give BOPs, FLOPs, OPs and params in millions at each row's resolution; JSON gives absolute counts."""
-    from .report.leaderboard import (
-        build_leaderboard,
-        open_store,
-        write_model_cards,
-        write_report,
-    )
+    from .report import build_leaderboard, open_store, write_model_cards, write_report
 
     store = open_store(db)
     if model_card:
@@ -725,7 +607,7 @@ def report(
     else:
         written = write_report(build_leaderboard(store, study, data), out,
                                [f.value for f in formats or ReportFormat])
-    console.print(f"wrote {', '.join(path.name for path in written)} to {out}")
+    say(f"wrote {', '.join(path.name for path in written)} to {out}")
 
 
 @app.command()
@@ -740,11 +622,8 @@ def worker(
     from .search.study import join_search
     from .store import Store
 
-    result = join_search(study, storage, Store(db), progress=output is OutputFormat.table and console.is_terminal)
-    if output is OutputFormat.json:
-        print(json.dumps(result))
-        return
-    console.print(_leaderboard(result))
+    result = join_search(study, storage, Store(db))
+    _emit_trials(result, result["trials"], output)
 
 
 @app.command()
@@ -754,7 +633,14 @@ def version() -> None:
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback.
+
+    Process-wide settings belong here, not in library calls: glibc keeps freed memory for reuse, which
+    CPU training needs (``keep_freed_memory``) and which a program importing bnextbench may not want.
+    """
+    from .train.allocator import keep_freed_memory
+
+    keep_freed_memory()
     try:
         app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
     except BnextbenchError as exc:

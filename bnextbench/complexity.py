@@ -25,9 +25,9 @@ from torch import nn
 from .errors import BnextbenchError
 from .models.plan import LayerSite
 from .nn import QuantConv2d, QuantLinear, is_binary
+from .nn.quantizers import FLOAT_BITS
 
 OPS_RULES = ("bits", "bnext-paper")
-FLOAT_BITS = 32
 BITS_PER_MIB = 8 * 2**20
 
 
@@ -213,13 +213,6 @@ class PtflopsCheck:
     analytic_bias_adds: int
     ptflops_binary_macs: int
     analytic_binary_macs: int
-
-    @property
-    def matches(self) -> bool:
-        return (
-            self.ptflops_macs == self.analytic_macs + self.analytic_bias_adds
-            and self.ptflops_binary_macs == self.analytic_binary_macs
-        )
 
 
 def ptflops_count(model: nn.Module, resolution: int) -> tuple[int, int]:

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .errors import BnextbenchError
+from .io import atomic_torch_save
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 DATA_KINDS = ("digits", "imagefolder", "cifar10", "cifar100")
@@ -165,10 +166,8 @@ def _load_imagefolder(root: Path, resolution: int) -> tuple:
         tensors = (stored["train_images"], stored["train_labels"], stored["test_images"], stored["test_labels"])
     else:
         tensors = (*_decode_folder(files["train"], classes, resolution), *_decode_folder(files["test"], classes, resolution))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(dict(zip(("train_images", "train_labels", "test_images", "test_labels"), tensors)), temporary)
-        os.replace(temporary, cache)
+        # atomic: workers decoding the same folder at once, or a full disk, never leave a half-written cache
+        atomic_torch_save(dict(zip(("train_images", "train_labels", "test_images", "test_labels"), tensors)), cache)
     return classes, *tensors, *normalization("imagefolder")
 
 

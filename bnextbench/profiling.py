@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -10,6 +11,7 @@ from .complexity import Complexity, check_resolution, count_model, count_sites
 from .errors import BnextbenchError
 from .io import read_text
 from .models import DEFAULT_RESOLUTION, BNextSpec, bnext_extra_params, bnext_layer_sites, create_model
+from .models.candidate import Candidate
 
 SMALL_INPUT_MAX_RESOLUTION = 64
 
@@ -44,7 +46,7 @@ def profile_spec(spec: BNextSpec, resolution: int, ops_rule: str = "bits", per_l
     return count_sites(
         bnext_layer_sites(spec, resolution),
         bnext_extra_params(spec),
-        model=f"bnext-spec-{spec.hash}",
+        model=Candidate.of_spec(spec).name,
         resolution=resolution,
         num_classes=spec.num_classes,
         ops_rule=ops_rule,
@@ -52,10 +54,21 @@ def profile_spec(spec: BNextSpec, resolution: int, ops_rule: str = "bits", per_l
     )
 
 
-def load_spec(path: str | Path) -> BNextSpec:
+def profile_candidate(candidate: Candidate, resolution: int, num_classes: int = 1000, ops_rule: str = "bits",
+                      per_layer: bool = False) -> Complexity:
+    """Count a candidate: a spec analytically (its own classes), a registered model at its width multiplier."""
+    if candidate.spec is not None:
+        return profile_spec(candidate.spec, resolution, ops_rule, per_layer)
+    report = profile_model(candidate.model, resolution, num_classes, ops_rule, per_layer=per_layer,
+                           width_mult=candidate.width_mult)
+    return dataclasses.replace(report, model=candidate.name)
+
+
+def load_candidate(path: str | Path) -> Candidate:
+    """A candidate from a JSON file: the ``arch`` object of a search trial, or a bare BNext spec."""
     path = Path(path)
     text = read_text(path, "spec file")
     try:
-        return BNextSpec.from_json(text)
+        return Candidate.from_json(text)
     except BnextbenchError as exc:
         raise BnextbenchError(f"{path}: {exc}") from None

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -49,6 +49,9 @@ from sqlalchemy.orm import (
 
 from .errors import BnextbenchError
 
+if TYPE_CHECKING:  # the store takes protocols by their keys; the training package imports the store
+    from .train.protocol import Protocol
+
 DEFAULT_DB = Path("results") / "bnextbench.db"
 RUN_STATES = ("running", "completed", "interrupted", "diverged", "failed", "pruned")
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -69,20 +72,43 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {dict[str, Any]: JSON}
 
 
+class RunCounts(NamedTuple):
+    """What the counter recorded for a run (absolute counts; size in MiB)."""
+
+    bops: int
+    flops: float
+    ops: float
+    params: int
+    binarization_degree: float
+    size_mib: float
+    ops_rule: str
+
+
 class Run(Base):
     __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_protocol_candidate", "protocol_key", "candidate", "status"),
+        Index("ix_runs_study_trial", "study", "trial_number"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="running")
     model: Mapped[str] = mapped_column(String(64))
+    candidate: Mapped[str] = mapped_column(String(96))  # the candidate's one name (models.candidate)
+    width_mult: Mapped[float] = mapped_column(Float)
     arch_spec: Mapped[dict[str, Any] | None]
     arch_hash: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[str] = mapped_column(String(512))
     resolution: Mapped[int]
+    train_limit: Mapped[int | None]
     num_classes: Mapped[int]
-    recipe: Mapped[dict[str, Any]]
+    recipe: Mapped[dict[str, Any]]  # the Recipe's fields, as trained
     seed: Mapped[int]
     teacher: Mapped[str | None] = mapped_column(String(512))
+    protocol_key: Mapped[str] = mapped_column(String(16))  # Protocol.key: data, resolution, limit, recipe, teacher
+    protocol_group: Mapped[str] = mapped_column(String(16), index=True)  # Protocol.group_key: the same, any seed
+    study: Mapped[str | None] = mapped_column(String(255))  # the search study and trial that trained it
+    trial_number: Mapped[int | None]
     device: Mapped[str] = mapped_column(String(64))
     versions: Mapped[dict[str, Any]]
     git_commit: Mapped[str | None] = mapped_column(String(64))
@@ -100,6 +126,25 @@ class Run(Base):
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
     epochs: Mapped[list[EpochMetric]] = relationship(back_populates="run", order_by="EpochMetric.epoch")
+
+    @property
+    def counts(self) -> RunCounts | None:
+        """The counter's figures at the run's resolution (None for models it cannot count, e.g. teachers)."""
+        if not self.complexity:
+            return None
+        return RunCounts(**{key: self.complexity[key] for key in RunCounts._fields})
+
+    @property
+    def bnextbench_version(self) -> str | None:
+        return (self.versions or {}).get("bnextbench")
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol this run trained under, rebuilt from its columns."""
+        from .train.protocol import Protocol
+        from .train.recipe import Recipe
+
+        return Protocol(self.data, self.resolution, self.train_limit, Recipe.from_dict(self.recipe), self.teacher)
 
 
 class EpochMetric(Base):
@@ -134,7 +179,7 @@ class SearchTrial(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study: Mapped[str] = mapped_column(String(255), index=True)
     trial_number: Mapped[int]
-    candidate_hash: Mapped[str] = mapped_column(String(32), index=True)
+    candidate_name: Mapped[str] = mapped_column(String(96), index=True)
     candidate: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
@@ -309,19 +354,35 @@ class Store:
         with self.engine.connect() as connection:
             if revision(connection) == head:
                 return
-        with self.exclusive(), self.engine.begin() as connection:
-            if connection.dialect.name == "sqlite":  # pysqlite runs DDL outside any transaction unless told
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            current = revision(connection)
-            if current == head:
-                return
-            if current is not None and current not in {script.revision for script in scripts.walk_revisions()}:
-                raise StoreError(f"results database {self.url} has schema {current}, newer than this bnextbench "
-                                 f"knows ({head}); upgrade bnextbench")
-            config.attributes["connection"] = connection
-            if current is None and inspect(connection).has_table("runs"):
-                command.stamp(config, FIRST_REVISION)  # written by bnextbench 0.1, before migrations existed
-            command.upgrade(config, "head")
+        try:
+            with self.exclusive(), self.engine.begin() as connection:
+                if connection.dialect.name == "sqlite":
+                    # SQLite alters a table by copying it; with foreign keys on, dropping the old copy of a table
+                    # that others reference fails. The switch only takes effect outside a transaction, so it
+                    # comes first; pysqlite runs DDL outside any transaction unless told, hence BEGIN.
+                    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                self._upgrade(connection, config, scripts, revision(connection), head)
+        finally:
+            self.engine.dispose()  # new connections get foreign keys (and the other pragmas) back
+
+    def _upgrade(self, connection: Connection, config, scripts, current: str | None, head: str) -> None:
+        """Run the migrations from ``current`` to ``head`` on ``connection`` (inside its transaction)."""
+        from alembic import command
+
+        if current == head:
+            return
+        if current is not None and current not in {script.revision for script in scripts.walk_revisions()}:
+            raise StoreError(f"results database {self.url} has schema {current}, newer than this bnextbench "
+                             f"knows ({head}); upgrade bnextbench")
+        config.attributes["connection"] = connection
+        if current is None and inspect(connection).has_table("runs"):
+            command.stamp(config, FIRST_REVISION)  # written by bnextbench 0.1, before migrations existed
+        command.upgrade(config, "head")
+        if connection.dialect.name == "sqlite":  # the copies must still fit together
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StoreError(f"migrating {self.url} would break {len(broken)} foreign key(s); nothing was changed")
 
     def _mark_dead_runs_interrupted(self) -> None:
         host = socket.gethostname()
@@ -334,9 +395,13 @@ class Store:
                     run.status = "interrupted"
                     run.message = run.message or "the process ended without finishing the run"
 
-    def create_run(self, **fields: Any) -> int:
+    def create_run(self, protocol: Protocol, **fields: Any) -> int:
+        """A new "running" row trained under ``protocol``; ``fields`` are the other columns."""
         with self._writing() as session:
-            run = Run(host=socket.gethostname(), pid=os.getpid(), **fields)
+            run = Run(host=socket.gethostname(), pid=os.getpid(), data=protocol.data, resolution=protocol.resolution,
+                      train_limit=protocol.train_limit, recipe=protocol.recipe.to_dict(), seed=protocol.seed,
+                      teacher=protocol.teacher, protocol_key=protocol.key, protocol_group=protocol.group_key,
+                      **fields)
             session.add(run)
             session.flush()
             return run.id
@@ -384,19 +449,29 @@ class Store:
                                         .order_by(SearchTrial.trial_number)))
 
     def trial_run(self, study: str, trial_number: int) -> Run | None:
-        """The run a search started for this trial (the search keeps study and trial in the run's recipe)."""
+        """The run a search started for this trial (the newest, if a trial was ever started twice)."""
         with self.session() as session:
-            return session.scalars(select(Run).where(Run.recipe["study"].as_string() == study,
-                                                     Run.recipe["trial"].as_integer() == trial_number)
+            return session.scalars(select(Run).where(Run.study == study, Run.trial_number == trial_number)
                                    .order_by(Run.id.desc())).first()
 
-    def find_completed_run(self, candidate_hash: str, protocol: dict[str, Any]) -> Run | None:
-        """A completed run of the same candidate under the same protocol (data, resolution, recipe, limit)."""
+    def find_completed_run(self, candidate: str, protocol: Protocol) -> Run | None:
+        """The first completed run of ``candidate`` (its name) under exactly ``protocol`` (one indexed lookup)."""
         with self.session() as session:
-            for run in session.scalars(select(Run).where(Run.status == "completed").order_by(Run.id)):
-                if run.recipe.get("candidate") == candidate_hash and run.recipe.get("protocol") == protocol:
-                    return run
-        return None
+            return session.scalars(select(Run).where(Run.protocol_key == protocol.key, Run.candidate == candidate,
+                                                     Run.status == "completed").order_by(Run.id)).first()
+
+    def completed_runs(self, protocol_group: str | None = None) -> list[Run]:
+        """Completed runs with a top-1, optionally only those under one protocol group (any seed)."""
+        query = select(Run).where(Run.status == "completed", Run.top1.is_not(None))
+        if protocol_group is not None:
+            query = query.where(Run.protocol_group == protocol_group)
+        with self.session() as session:
+            return list(session.scalars(query.order_by(Run.id)))
+
+    def study_runs(self, study: str) -> list[Run]:
+        """The runs a search study trained, by trial."""
+        with self.session() as session:
+            return list(session.scalars(select(Run).where(Run.study == study).order_by(Run.trial_number, Run.id)))
 
     def get_run(self, run_id: int) -> Run:
         with self.session() as session:
@@ -412,8 +487,9 @@ class Store:
 
 def run_summary(run: Run) -> dict[str, Any]:
     """A JSON-ready view of a run."""
-    keys = ("id", "status", "model", "arch_hash", "data", "resolution", "num_classes", "seed", "teacher", "device",
-            "epochs_planned", "epochs_done", "top1", "top5", "train_images_per_s", "checkpoint", "message")
+    keys = ("id", "status", "model", "candidate", "width_mult", "arch_hash", "data", "resolution", "train_limit",
+            "num_classes", "seed", "teacher", "device", "protocol_key", "study", "trial_number", "epochs_planned",
+            "epochs_done", "top1", "top5", "train_images_per_s", "checkpoint", "message")
     summary = {key: getattr(run, key) for key in keys}
     summary["created_at"] = run.created_at.isoformat()
     return json.loads(json.dumps(summary, default=str))

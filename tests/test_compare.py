@@ -11,13 +11,10 @@ import csv
 import io
 import json
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bnextbench.cli import app
 from bnextbench.profiling import profile_model
 from bnextbench.report.priors import PUBLISHED_DATA, load_priors, parse_tag
 from bnextbench.search import parse_budgets
@@ -25,57 +22,9 @@ from bnextbench.search.baselines import BASELINE_MODELS, flag_protocol, width_fo
 from bnextbench.search.study import Search, SearchConfig
 from bnextbench.store import Store
 
-STUDY = "digits-small"
-BASELINE_BUDGET = "2MBOPs"
+from .helpers import BASELINE_BUDGET, STUDY, TINY_SPACE, ResultsDb, build_results_db
+
 DOCS = Path(__file__).resolve().parents[2] / "shared" / "docs"
-TINY_SPACE = """family: bnext
-base: bnext_tiny
-stem_width: [8]
-width_mult: [0.125]
-depth: [[1], [1], [1], [1], [1]]
-elm_attention: [true, false]
-info_recoupling: [true, false]
-"""
-
-
-@dataclass
-class ResultsDb:
-    root: Path
-    db: str
-    search: dict
-    baselines: list[dict]
-    seeds: list[dict]
-
-
-def invoke(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, f"{args}: {result.output}\n{result.exception!r}"
-    return result.stdout
-
-
-def last_json(text: str):
-    return json.loads(text.strip().splitlines()[-1])
-
-
-def build_results_db(root: Path, extras: bool = True) -> ResultsDb:
-    """A real small search on digits plus baselines (and, with ``extras``, a second seed and a 24 px run)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)  # checkpoints go under root/results
-        space = root / "space.yaml"
-        space.write_text(TINY_SPACE)
-        db = str(root / "results.db")
-        search = last_json(invoke("search", "--budget", "20MBOPs", "--space", str(space), "--trials", "2",
-                                  "--epochs", "1", "--train-limit", "60", "--batch-size", "30", "--sampler",
-                                  "random", "--pruner", "none", "--study", STUDY, "--db", db, "--format", "json"))
-        baselines = last_json(invoke("baselines", "--study", STUDY, "--budget", BASELINE_BUDGET, "--db", db,
-                                     "--format", "json"))
-        seeds = []
-        if extras:
-            seeds = last_json(invoke("baselines", "--study", STUDY, "--budget", BASELINE_BUDGET, "--model",
-                                     "xnor_resnet18", "--seed", "0", "--seed", "1", "--db", db, "--format", "json"))
-            invoke("train", "reactnet_a", "--width-mult", "0.125", "--resolution", "24", "--epochs", "1",
-                   "--train-limit", "60", "--batch-size", "30", "--db", db, "--format", "json")
-    return ResultsDb(root, db, search, baselines, seeds)
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +44,14 @@ def test_baselines_fit_the_budget_under_the_study_protocol(results):
     store = Store(results.db)
     searched = [store.get_run(t["run_id"]) for t in results.search["trials"] if t["state"] == "complete"]
     assert searched, "the study trained at least one candidate"
-    protocol = searched[0].recipe["protocol"]
+    protocol = searched[0].protocol
     assert [r["model"] for r in results.baselines] == list(BASELINE_MODELS)
     budgets = parse_budgets([BASELINE_BUDGET])
     for record in results.baselines:
         run = store.get_run(record["run_id"])
-        assert run.status == "completed" and run.recipe["protocol"] == protocol
-        assert (run.data, run.resolution, run.epochs_done) == (protocol["data"], protocol["resolution"], 1)
-        assert run.recipe["width_mult"] == record["width_mult"] == width_for_budget(record["model"], budgets, 16, 10)
+        assert run.status == "completed" and run.protocol_key == protocol.key == run.protocol.key
+        assert (run.data, run.resolution, run.epochs_done) == (protocol.data, protocol.resolution, 1)
+        assert run.width_mult == record["width_mult"] == width_for_budget(record["model"], budgets, 16, 10)
         assert run.complexity["bops"] == profile_model(record["model"], 16, 10, width_mult=record["width_mult"]).bops
         assert run.complexity["bops"] <= 2e6 < profile_model(record["model"], 16, 10,
                                                               width_mult=record["width_mult"] + 1 / 64).bops
@@ -111,9 +60,10 @@ def test_baselines_fit_the_budget_under_the_study_protocol(results):
 def test_flag_protocol_is_the_protocol_of_a_search_with_those_flags(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(TINY_SPACE)
-    search = Search(SearchConfig(budgets=parse_budgets(["20MBOPs"]), space=space, epochs=1, batch_size=30,
+    search = Search.configure(SearchConfig(budgets=parse_budgets(["20MBOPs"]), space=space, epochs=1, batch_size=30,
                                  train_limit=60))
-    assert flag_protocol("digits", 1, 30, SearchConfig.lr, 0, 60) == (search.protocol, 10)
+    protocol, classes = flag_protocol("digits", 1, 30, SearchConfig.lr, 0, 60)
+    assert (protocol.key, classes) == (search.record.protocol.key, 10)
 
 
 def test_baselines_reuse_a_trained_seed_and_train_a_new_one(results):

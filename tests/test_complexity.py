@@ -78,18 +78,20 @@ def test_bad_resolution_is_rejected(resolution):
         profile_model("bnext_tiny", resolution)
 
 
-def test_spec_counter_agrees_with_the_built_model():
-    rng = random.Random(7)
-    specs = [named_spec(name, num_classes=10, stem_stride=1) for name in BNEXT_TARGETS]
-    specs += [random_spec(rng) for _ in range(25)]
-    for spec in specs:
-        for resolution in (32, 37):
-            with torch.device("meta"):
-                model = BNext(spec)
-            built = count_model(model, resolution, "bnext-paper", per_layer=True).to_dict(per_layer=True)
-            planned = profile_spec(spec, resolution, "bnext-paper", per_layer=True).to_dict(per_layer=True)
-            built.pop("model"), planned.pop("model")
-            assert built == planned
+_RANDOM_SPECS = random.Random(7)
+COUNTED_SPECS = [named_spec(name, num_classes=10, stem_stride=1) for name in BNEXT_TARGETS] + [
+    random_spec(_RANDOM_SPECS) for _ in range(25)]
+
+
+@pytest.mark.parametrize("resolution", [32, 37])
+@pytest.mark.parametrize("spec", COUNTED_SPECS, ids=[f"spec{i}" for i in range(len(COUNTED_SPECS))])
+def test_spec_counter_agrees_with_the_built_model(spec, resolution):
+    with torch.device("meta"):
+        model = BNext(spec)
+    built = count_model(model, resolution, "bnext-paper", per_layer=True).to_dict(per_layer=True)
+    planned = profile_spec(spec, resolution, "bnext-paper", per_layer=True).to_dict(per_layer=True)
+    built.pop("model"), planned.pop("model")
+    assert built == planned
 
 
 def test_per_layer_counts_add_up():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import timm
 import torch
 
@@ -10,7 +11,7 @@ from bnextbench.complexity import count_model, crosscheck_ptflops, measured_site
 from bnextbench.nn import ProgressiveSign, is_binary
 from bnextbench.nn.quantizers import precision_of
 
-from .conftest import NUM_CLASSES, SMALL_RESOLUTION
+from .helpers import NUM_CLASSES, SMALL_RESOLUTION
 
 
 def _batch(seed: int = 0) -> torch.Tensor:
@@ -79,8 +80,8 @@ def test_real_valued_macs_equal_ptflops(small_model):
     assert check.ptflops_binary_macs == check.analytic_binary_macs
 
 
-def test_timm_creates_every_registered_model():
-    for name in bnextbench.list_models():
-        with torch.device("meta"):
-            model = timm.create_model(name, num_classes=NUM_CLASSES)
-        assert model.num_classes == NUM_CLASSES
+@pytest.mark.parametrize("name", bnextbench.list_models())
+def test_timm_creates_every_registered_model(name):
+    with torch.device("meta"):
+        model = timm.create_model(name, num_classes=NUM_CLASSES)
+    assert model.num_classes == NUM_CLASSES

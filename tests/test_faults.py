@@ -71,11 +71,17 @@ def file_size_limit(limit: int):
         signal.signal(signal.SIGXFSZ, previous)
 
 
+# Columns that create_run fills from the protocol, or that the store sets itself.
+_FROM_PROTOCOL = ("data", "resolution", "train_limit", "recipe", "seed", "teacher", "protocol_key", "protocol_group")
+
+
 def _run_settings(store: Store) -> dict:
-    """The settings of the trained run, to register it again (what a new training run writes first)."""
+    """The protocol and other settings of the trained run, to register it again (what a new training run writes
+    first)."""
     run = next(store.runs())
-    return {column.key: getattr(run, column.key) for column in Run.__table__.columns
-            if column.key not in ("id", "host", "pid", "created_at", "updated_at")}
+    return {"protocol": run.protocol, **{column.key: getattr(run, column.key) for column in Run.__table__.columns
+                                          if column.key not in ("id", "host", "pid", "created_at", "updated_at",
+                                                                *_FROM_PROTOCOL)}}
 
 
 @pytest.mark.parametrize("fault, reason", [

@@ -1,4 +1,5 @@
-"""Forward and backward formulas of the quantizers, as their docstrings state them."""
+"""Forward and backward formulas of the quantizers, as their docstrings state them, with the CPU kernels
+on (hand-written autograd Functions) and off (plain torch ops, autograd's backward)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,20 @@ from bnextbench.nn import (
     ScaledSign,
     apply_constraints,
     binary_sign,
+    cpu_kernels,
     layer_precision,
 )
 from bnextbench.nn.layers import HalveResolution, spatial_mean
 from bnextbench.nn.quantizers import channel_sum
 
 POINTS = torch.tensor([-2.0, -1.5, -0.9, -0.25, 0.0, 0.25, 0.9, 1.4, 2.0])
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["cpu-kernels", "plain-torch"])
+def _both_kernel_settings(request):
+    """Every test here runs on both paths of bnextbench.nn.config's switch."""
+    with cpu_kernels(request.param):
+        yield
 
 
 def value_and_grad(quantizer, x):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 from html.parser import HTMLParser
@@ -15,11 +16,11 @@ import pytest
 import yaml
 
 from bnextbench import __version__
+from bnextbench.report.board import LEADERBOARD_COLUMNS
 from bnextbench.report.html import format_value
-from bnextbench.report.leaderboard import LEADERBOARD_COLUMNS
 from bnextbench.store import Store
 
-from .test_compare import STUDY, build_results_db, invoke
+from .helpers import STUDY, build_results_db, invoke
 
 REPORT_FILES = {"leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.html", "pareto.png",
                 "pareto.svg", "published-vs-counted.csv", "provenance.json"}
@@ -197,10 +198,8 @@ def test_unwritable_output_is_one_line_and_leaves_nothing(monkeypatch, results, 
     assert code == 2 and err.startswith("error: cannot write the report to") and err.count("\n") == 1
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
 
-    from bnextbench.report import leaderboard
-
     out = tmp_path / "full-disk"
-    real_replace, calls = leaderboard.os.replace, []
+    real_replace, calls = os.replace, []
 
     def replace_until_disk_full(source, target):
         calls.append(target)
@@ -208,7 +207,7 @@ def test_unwritable_output_is_one_line_and_leaves_nothing(monkeypatch, results, 
             raise OSError(28, "No space left on device")
         real_replace(source, target)
 
-    monkeypatch.setattr(leaderboard.os, "replace", replace_until_disk_full)
+    monkeypatch.setattr("bnextbench.io.os.replace", replace_until_disk_full)
     code, _, err = run_cli("report", "--db", results.db, "--format", "md", "--out", str(out))
     assert code == 2 and "No space left on device" in err and err.count("\n") == 1
     assert len(calls) == 3 and not out.exists()

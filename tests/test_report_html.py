@@ -123,7 +123,7 @@ def test_report_command_html_matches_its_json(browser, tmp_path):
     runner = CliRunner()
     searched = runner.invoke(app, ["search", "--budget", "0.3GBOPs", "--data", "digits", "--trials", "2",
                                    "--epochs", "1", "--resolution", "16", "--train-limit", "50", "--batch-size", "50",
-                                   "--db", str(db), "--format", "json"])
+                                   "--noise-seeds", "0", "--db", str(db), "--format", "json"])
     assert searched.exit_code == 0, searched.output
     reported = runner.invoke(app, ["report", "--format", "html", "--format", "json", "--db", str(db),
                                    "--out", str(out)])

@@ -8,16 +8,13 @@ names. Workers are real ``python -m bnextbench`` processes, started in parallel.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,78 +23,21 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from optuna.trial import TrialState
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from bnextbench.cli import main
 from bnextbench.search import parse_budgets
-from bnextbench.search.study import (
-    Search,
-    SearchConfig,
-    join_search,
-    load_summary,
-    open_storage,
-)
+from bnextbench.search.storage import open_storage
+from bnextbench.search.study import Search, SearchConfig, join_search
+from bnextbench.search.summary import load_summary
 from bnextbench.store import VERSION_TABLE, Base, Store
+from bnextbench.train.protocol import Protocol
 
 V01_SQL = Path(__file__).parent / "data" / "results-v0.1.sql"  # the 0.1 database as SQL text
 SPACE = (Path(__file__).parent / "data" / "small-space.yaml").read_text()
-TINY = ["--budget", "20MBOPs", "--resolution", "16", "--batch-size", "40", "--sampler", "random", "--pruner", "none"]
+TINY = ["--budget", "20MBOPs", "--resolution", "16", "--batch-size", "40", "--sampler", "random", "--pruner", "none",
+        "--noise-seeds", "0"]
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-# --- a private PostgreSQL server -------------------------------------------------------------------------------
-
-def _postgres_bin() -> Path | None:
-    found = shutil.which("pg_ctl") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))), None)
-    return Path(found).resolve().parent if found else None  # /usr/local/bin/pg_ctl -> the server's bin folder
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_server():
-    """A server URL without database; initdb and pg_ctl run as ``nobody`` when we are root (postgres refuses root)."""
-    if os.environ.get("BNEXTBENCH_TEST_POSTGRES"):
-        yield os.environ["BNEXTBENCH_TEST_POSTGRES"].rstrip("/")
-        return
-    bin_dir = _postgres_bin()
-    if bin_dir is None:
-        if os.environ.get("BNEXTBENCH_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL is required (BNEXTBENCH_REQUIRE_POSTGRES) but initdb/pg_ctl are not installed")
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed; .ci/run installs Debian's postgresql")
-    folder = Path(tempfile.mkdtemp(prefix="bnextbench-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(folder, "nobody")
-        as_user = ["runuser", "-u", "nobody", "--"]
-    port = _free_port()
-    data = folder / "data"
-    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "-U", "bnextbench", "--auth=trust", "--no-sync",
-                    "--no-locale", "-E", "UTF8"], check=True, capture_output=True)
-    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-l", folder / "server.log", "-w", "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql://bnextbench@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
-                       check=False, capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def postgres(postgres_server, request):
-    """A fresh database on the server for one test."""
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
-    engine = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return f"{postgres_server}/{name}"
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -137,12 +77,12 @@ def _check_trials_and_rows(study: optuna.Study, store: Store, size: int) -> list
     for trial in counted:
         row = rows[trial.number]
         assert row.state == ("infeasible" if trial.user_attrs.get("infeasible") else trial.state.name.lower())
-        assert row.worker == trial.user_attrs["worker"] and row.candidate_hash == trial.user_attrs["hash"]
+        assert row.worker == trial.user_attrs["worker"] and row.candidate_name == trial.user_attrs["candidate_name"]
         if row.state == "complete":
             run = store.get_run(row.run_id)
             assert run.status == "completed" and run.top1 == row.top1 == trial.value
             if "reused_run" not in trial.user_attrs:  # trained by this trial, not reused from an earlier one
-                assert run.recipe["study"] == study.study_name and run.recipe["trial"] == trial.number
+                assert run.study == study.study_name and run.trial_number == trial.number
     trained = [rows[t.number].run_id for t in counted if "reused_run" not in t.user_attrs and rows[t.number].run_id]
     assert len(trained) == len(set(trained))  # no run serves two trials
     return trials
@@ -222,7 +162,7 @@ def test_killed_worker_trial_is_failed_then_retried_once(postgres, tmp_path, mon
     assert rows[retries[0].number].retry_of == killed and rows[retries[0].number].state == "complete"
     dead_run = store.get_run(dead.user_attrs["run_id"])
     assert rows[killed].run_id == dead_run.id and dead_run.status == "interrupted"
-    assert dead_run.recipe["trial"] == killed and len(dead_run.epochs) == dead_run.epochs_done >= 1
+    assert dead_run.trial_number == killed and len(dead_run.epochs) == dead_run.epochs_done >= 1
 
 
 def _plant_dead_trial(storage, study: str, host: str, pid: int):
@@ -253,23 +193,23 @@ def test_heartbeat_retries_a_trial_whose_remote_worker_went_silent(tmp_path, mon
     (Optuna's heartbeat) and runs the retry."""
     monkeypatch.chdir(tmp_path)
     store = Store(tmp_path / "r.db")
-    Search(_search_config(tmp_path, "silent", heartbeat=1, grace=2)).run(store, progress=False)
+    Search.configure(_search_config(tmp_path, "silent", heartbeat=1, grace=2)).run(store, progress=False)
     storage = optuna.storages.RDBStorage(store.url)
     dead = _plant_dead_trial(storage, "silent", "elsewhere", 1)
     storage.record_heartbeat(dead._trial_id)  # its last beat
     time.sleep(3)
-    _check_retried(Search(_search_config(tmp_path, "silent", trials=3)).run(store, progress=False), dead, 3)
+    _check_retried(Search.configure(_search_config(tmp_path, "silent", trials=3)).run(store, progress=False), dead, 3)
 
 
 def test_journal_storage_retries_the_trial_of_a_dead_local_process(tmp_path, monkeypatch):
     """With Optuna's journal file (no heartbeat) a trial whose process is gone on this host is retried."""
     monkeypatch.chdir(tmp_path)
     store, journal = Store(tmp_path / "r.db"), f"journal:{tmp_path / 'study.journal'}"
-    Search(_search_config(tmp_path, "journaled", storage=journal)).run(store, progress=False)
+    Search.configure(_search_config(tmp_path, "journaled", storage=journal)).run(store, progress=False)
     gone = subprocess.Popen(["true"])
     gone.wait()
     dead = _plant_dead_trial(open_storage(journal), "journaled", socket.gethostname(), gone.pid)
-    result = Search(_search_config(tmp_path, "journaled", trials=2, storage=journal)).run(store, progress=False)
+    result = Search.configure(_search_config(tmp_path, "journaled", trials=2, storage=journal)).run(store, progress=False)
     _check_retried(result, dead, 2)
     assert join_search("journaled", journal, store, progress=False)["trials"] == result["trials"]  # full: no work
     assert load_summary("journaled", journal)["trials"] == result["trials"]
@@ -323,16 +263,37 @@ def test_database_of_version_0_1_is_migrated_and_keeps_its_rows(tmp_path):
     store = Store(db)
 
     with sqlite3.connect(db) as connection:
+        connection.row_factory = sqlite3.Row
         after = {table: connection.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in tables}
-        assert connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0002",)]
+        connection.row_factory = None
+        assert connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0003",)]
         assert connection.execute("SELECT * FROM alembic_version").fetchall() == optuna_version  # Optuna's own
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    assert after["runs"] == before["runs"] and after["epoch_metrics"] == before["epoch_metrics"]
-    assert [row[:13] for row in after["search_trials"]] == before["search_trials"]  # old columns, same values
-    assert all(row[13:] == (None, None) for row in after["search_trials"])  # worker, retry_of: unknown in 0.1
+    assert [tuple(row) for row in after["epoch_metrics"]] == before["epoch_metrics"]
+    # runs: every 0.1 column keeps its value but the recipe, which keeps only the recipe's own fields; what the
+    # recipe JSON also held moved into columns
+    old_runs = {row[0]: row for row in before["runs"]}
+    for run in after["runs"]:
+        old = json.loads(old_runs[run["id"]][8])  # the 0.1 recipe JSON
+        assert json.loads(run["recipe"]) == {k: v for k, v in old.items()
+                                             if k not in ("train_limit", "width_mult", "model_kwargs", "candidate",
+                                                          "protocol", "study", "trial")}
+        assert (run["study"], run["trial_number"], run["train_limit"]) == (old.get("study"), old.get("trial"),
+                                                                           old["train_limit"])
+        assert run["candidate"] == run["model"] == f"bnext-spec-{run['arch_hash']}"
+        assert run["protocol_key"] == Protocol.from_dict(old["protocol"]).key  # 0.1 stored today's recipe fields
+    # search trials: old columns keep their values; the candidate hash became the candidate's one name, the
+    # name of the run that trained it
+    names = {run["id"]: run["candidate"] for run in after["runs"]}
+    for old, new in zip(before["search_trials"], after["search_trials"]):
+        assert tuple(new)[:3] + tuple(new)[4:13] == old[:3] + old[4:13]
+        assert new["candidate_name"] == names[new["run_id"]] != old[3]
+        assert (new["worker"], new["retry_of"]) == (None, None)  # unknown in 0.1
     assert _schema_differences(store.url) == []
     study = optuna.load_study(study_name="v0.1", storage=store.url)  # Optuna still reads its tables
     assert {t.user_attrs["run_id"] for t in study.trials} == {row.run_id for row in store.trials("v0.1")}
+    runs = {run.id: run for run in store.study_runs("v0.1")}
+    assert {row.run_id for row in store.trials("v0.1")} <= set(runs)  # found by study through the new index
 
 
 def test_new_sqlite_database_gets_exactly_the_declared_schema(tmp_path):

@@ -17,7 +17,8 @@ from bnextbench.cli import main
 from bnextbench.models import BNextSpec
 from bnextbench.profiling import profile_spec
 from bnextbench.search import parse_budgets
-from bnextbench.search.study import Search, SearchConfig, SearchError, best_per_bucket, pareto_front
+from bnextbench.search.study import Search, SearchConfig, SearchError
+from bnextbench.search.summary import best_per_bucket, pareto_front
 from bnextbench.store import Store
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "bnext.yaml"
@@ -34,7 +35,7 @@ def small_config(tmp_path, **overrides) -> SearchConfig:
 
 def test_search_trains_only_candidates_under_budget(tmp_path):
     store = Store(tmp_path / "r.db")
-    result = Search(small_config(tmp_path)).run(store, progress=False)
+    result = Search.configure(small_config(tmp_path)).run(store, progress=False)
     trials = result["trials"]
     assert len([t for t in trials if t["state"] in ("complete", "pruned", "infeasible")]) == 5
     trained = [t for t in trials if t["state"] == "complete"]
@@ -43,7 +44,7 @@ def test_search_trains_only_candidates_under_budget(tmp_path):
         spec = BNextSpec.from_dict(trial["arch"]["spec"])
         assert profile_spec(spec, 16).bops == trial["bops"] <= 20e6
         run = store.get_run(trial["run_id"])
-        assert run.status == "completed" and run.recipe["candidate"] == trial["hash"]
+        assert run.status == "completed" and run.candidate == trial["candidate"]
     for trial in trials:
         if trial["state"] == "infeasible":
             assert trial["bops"] > 20e6 and trial["run_id"] is None
@@ -56,9 +57,9 @@ def test_search_trains_only_candidates_under_budget(tmp_path):
 
 def test_rerun_continues_and_reuses_trained_candidates(tmp_path):
     store = Store(tmp_path / "r.db")
-    Search(small_config(tmp_path, trials=3)).run(store, progress=False)
+    Search.configure(small_config(tmp_path, trials=3)).run(store, progress=False)
     runs_before = len(list(store.runs()))
-    result = Search(small_config(tmp_path, trials=5)).run(store, progress=False)
+    result = Search.configure(small_config(tmp_path, trials=5)).run(store, progress=False)
     numbers = [t["number"] for t in result["trials"]]
     assert numbers == sorted(set(numbers)) and len([t for t in result["trials"] if t["state"] != "fail"]) == 5
     assert len(list(store.runs())) - runs_before <= 2  # only the new trials trained
@@ -66,11 +67,11 @@ def test_rerun_continues_and_reuses_trained_candidates(tmp_path):
 
 def test_study_with_another_space_is_refused(tmp_path):
     store = Store(tmp_path / "r.db")
-    Search(small_config(tmp_path, trials=1)).run(store, progress=False)
+    Search.configure(small_config(tmp_path, trials=1)).run(store, progress=False)
     other = tmp_path / "other.yaml"
     other.write_text(SMALL_SPACE.replace("[8, 16]", "[8]"))
     with pytest.raises(SearchError, match="exists with another space"):
-        Search(small_config(tmp_path, trials=2, space=other)).run(store, progress=False)
+        Search.configure(small_config(tmp_path, trials=2, space=other)).run(store, progress=False)
 
 
 def _study_written(db: Path, name: str) -> bool:
@@ -91,7 +92,7 @@ def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
     space.write_text(SMALL_SPACE)
     args = ["search", "--budget", "20MBOPs", "--space", str(space), "--trials", "4", "--epochs", "3",
             "--train-limit", "240", "--batch-size", "40", "--sampler", "random", "--pruner", "none",
-            "--study", "killed", "--db", str(db), "--seed", "2"]
+            "--study", "killed", "--db", str(db), "--seed", "2", "--noise-seeds", "0"]
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "bnextbench", *args], cwd=tmp_path,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -176,9 +177,46 @@ def test_search_json_lists_every_trial(tmp_path, run_cli):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["budgets"] == ["20MBOPs", "2MParams"]
     for trial in result["trials"]:
-        assert {"number", "state", "arch", "hash", "bops", "flops", "ops", "params", "top1"} <= set(trial)
-    code, out, _ = run_cli("show", result["study"], "--db", str(tmp_path / "r.db"),
-                           "--format", "json")
+        assert {"number", "state", "arch", "candidate", "bops", "flops", "ops", "params", "top1"} <= set(trial)
+    progress = [line for line in err.splitlines() if line.startswith(f"study {result['study']} [")]
+    assert any("epoch 1/1, top-1" in line for line in progress), err  # the log shows each trial's epochs
+    assert progress[-1].startswith(f"study {result['study']} [2/2 trials]") and "best " in progress[-1]
+    best = max((t for t in result["trials"] if t["state"] == "complete"), key=lambda t: t["top1"])
+    spread = result["winner_seeds"]  # the winner trained again with seeds 1 and 2, under the same protocol
+    assert (spread["trial"], spread["seeds"], spread["top1"][0]) == (best["number"], [0, 1, 2], best["top1"])
+    assert len(set(spread["run_ids"])) == 3 and spread["min"] <= spread["mean"] <= spread["max"]
+    runs = {run.id: run for run in Store(tmp_path / "r.db").runs()}
+    assert [runs[i].seed for i in spread["run_ids"]] == [0, 1, 2]
+    assert len({runs[i].protocol_group for i in spread["run_ids"]}) == 1
+    assert all(runs[i].candidate == best["candidate"] for i in spread["run_ids"])
+    code, out, _ = run_cli("show", result["study"], "--db", str(tmp_path / "r.db"), "--format", "json")
     assert code == 0 and "pareto_front" in json.loads(out)
     code, _, err = run_cli("show", "nope", "--db", str(tmp_path / "r.db"))
     assert code == 2 and "unknown study" in err
+
+
+def test_a_trial_is_one_candidate_everywhere_and_its_arch_reads_back(tmp_path, run_cli):
+    """search prints each trial's arch object and name; profile --spec reads the object back with the same
+    counts, and runs and compare call the trained candidate by the same name."""
+    db = str(tmp_path / "r.db")
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_SPACE)
+    code, out, err = run_cli("search", "--budget", "20MBOPs", "--space", str(space), "--trials", "2", "--epochs", "1",
+                             "--train-limit", "60", "--sampler", "random", "--pruner", "none", "--noise-seeds", "0",
+                             "--db", db, "--format", "json")
+    assert code == 0, err
+    trials = [t for t in json.loads(out.strip().splitlines()[-1])["trials"] if t["state"] == "complete"]
+    assert trials
+    code, out, err = run_cli("runs", "--db", db, "--format", "json")
+    runs = {run["id"]: run for run in json.loads(out)}
+    code, out, err = run_cli("compare", "--db", db, "--format", "json")
+    compared = {row["model"] for row in json.loads(out)["sections"][0]["rows"]}
+    for trial in trials:
+        arch = tmp_path / f"trial-{trial['number']}.json"
+        arch.write_text(json.dumps(trial["arch"]))
+        code, out, err = run_cli("profile", "--spec", str(arch), "--resolution", "16", "--format", "json")
+        assert code == 0, err
+        counted = json.loads(out)
+        assert (counted["model"], counted["bops"], counted["ops"]) == (trial["candidate"], trial["bops"], trial["ops"])
+        assert runs[trial["run_id"]]["candidate"] == runs[trial["run_id"]]["model"] == trial["candidate"]
+        assert trial["candidate"] in compared

@@ -36,7 +36,7 @@ def test_bnext_learns_digits_far_above_chance(tmp_path, store):
     assert record["top1"] > 60.0  # chance is 10 %
     run = store.get_run(record["run_id"])
     assert run.status == "completed" and run.epochs_done == 5 and len(run.epochs) == 5
-    assert run.complexity["bops"] > 0 and run.arch_hash is None and run.recipe["width_mult"] == 0.25
+    assert run.complexity["bops"] > 0 and run.arch_hash is None and run.width_mult == 0.25
     assert [m.epoch for m in run.epochs] == list(range(5))
     assert run.epochs[-1].tau < 1e-7 < run.epochs[0].tau  # progressive binarization reached pure sign
     model, _ = load_checkpoint_model(config.out / LAST_CHECKPOINT)

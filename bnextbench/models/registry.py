@@ -19,7 +19,6 @@ from .bnext import BNext, BNext18
 from .spec import BNEXT_SIZES, named_spec
 
 DEFAULT_RESOLUTION = 224
-SMALL_INPUT_RESOLUTION = 32
 _TIMM_FACTORY_KEYS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
 
 _MODEL_NAMES: list[str] = []

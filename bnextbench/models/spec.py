@@ -13,8 +13,7 @@ from typing import Any, NamedTuple
 from timm.layers import make_divisible
 
 from ..errors import BnextbenchError
-
-FLOAT_BITS = 32
+from ..nn.quantizers import FLOAT_BITS
 
 
 class SpecError(BnextbenchError):

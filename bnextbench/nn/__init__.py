@@ -1,5 +1,6 @@
 """Binary building blocks: quantizers that carry their precision and the layers built on them."""
 
+from .config import cpu_kernels, set_cpu_kernels, use_cpu_kernels
 from .layers import (
     PReLU,
     QuantConv2d,
@@ -37,7 +38,10 @@ __all__ = [
     "aux_conv",
     "aux_linear",
     "binary_sign",
+    "cpu_kernels",
     "is_binary",
     "layer_precision",
     "precision_of",
+    "set_cpu_kernels",
+    "use_cpu_kernels",
 ]

@@ -4,7 +4,8 @@ On small feature maps (the deep stages of a net at CIFAR resolution) oneDNN's di
 leaves most of the CPU idle: at batch 64 on 2 cores, forward and backward of a 1024 -> 1024 3 x 3 conv
 at stride 2 on 4 x 4 maps take 373 ms against 92 ms as one im2col matrix product, and a 1024 -> 1024
 3 x 3 conv on 4 x 4 maps 443 ms against 161 ms by Winograd's F(2 x 2, 3 x 3) (benchmarks/conv_kernels.py,
-results/benchmark-conv-kernels.txt). :func:`conv2d` dispatches by :func:`algorithm_for`.
+results/benchmark-conv-kernels.txt). :func:`conv2d` dispatches by :func:`algorithm_for`, or always to
+``F.conv2d`` when :func:`bnextbench.nn.config.use_cpu_kernels` is off (``BNEXTBENCH_CPU_KERNELS=0``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .config import use_cpu_kernels
 from .quantizers import channel_sum
 
 # The rule, read off results/benchmark-conv-kernels.txt (forward + backward, batch 64, 2 cores):
@@ -22,6 +24,11 @@ from .quantizers import channel_sum
 #   with at least 128 input channels per pixel of output side (1024 on 4 x 4 at stride 2: 0.25, 512 on
 #   8 x 8 at stride 2: 0.66; 128 on 4 x 4 at stride 2, below: 1.05);
 # - oneDNN for the rest (large maps, few channels).
+# Measured at 2 threads on a 2-core KVM guest with AVX-512, torch 2.14.1. lscpu on this project's host:
+# model name "AMD EPYC" (family 25, model 17: Zen 4), 2 cores, 1 thread per core, AVX-512 F/BW/VL/VNNI;
+# results/benchmark-train-step.txt calls its host a "2-core AVX-512 Xeon", the conv table records only
+# the 2 threads. Core count, vector width and the oneDNN version move these crossovers: on another CPU,
+# rerun benchmarks/conv_kernels.py before trusting them (or set BNEXTBENCH_CPU_KERNELS=0).
 MIN_WINOGRAD_CHANNELS = 256
 MIN_WINOGRAD_CHANNELS_ON_LARGE_MAPS = (128, 16)  # channels, from this map side on
 MATMUL_CHANNELS_PER_OUTPUT_SIDE = 128
@@ -175,8 +182,15 @@ def algorithm_for(x_shape: torch.Size, weight_shape: torch.Size, stride: int, pa
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, stride, padding)`` with groups 1, by the fastest of three algorithms for
-    fp32 on the CPU; other devices and dtypes go to ``F.conv2d``."""
-    if x.device.type != "cpu" or x.dim() != 4 or x.dtype != torch.float32 or weight.dtype != torch.float32:
+    fp32 on the CPU; other devices and dtypes, and every call while the CPU kernels are switched off,
+    go to ``F.conv2d``."""
+    if (
+        not use_cpu_kernels()
+        or x.device.type != "cpu"
+        or x.dim() != 4
+        or x.dtype != torch.float32
+        or weight.dtype != torch.float32
+    ):
         return F.conv2d(x, weight, bias, stride, padding)
     algorithm = algorithm_for(x.shape, weight.shape, stride, padding)
     if algorithm == "winograd":

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import use_cpu_kernels
 from .conv import conv2d
 from .quantizers import FLOAT_BITS, MinMaxQuantizer, PreQuantized, channel_sum, precision_of
 
@@ -136,7 +137,10 @@ class _SpatialMean(torch.autograd.Function):
 
 
 def spatial_mean(x: torch.Tensor) -> torch.Tensor:
-    """Global average pool of an (N, C, H, W) map to (N, C, 1, 1); its gradient costs no full-size pass."""
+    """Global average pool of an (N, C, H, W) map to (N, C, 1, 1); its gradient costs no full-size pass
+    (``Tensor.mean`` while the CPU kernels are off)."""
+    if not use_cpu_kernels():
+        return x.mean(dim=(2, 3), keepdim=True)
     return _SpatialMean.apply(x)
 
 
@@ -162,10 +166,11 @@ class PReLU(nn.PReLU):
 
     Forward:  y = x if x > 0 else a_c x.
     Backward: dy/dx = 1 if x > 0 else a_c;  dL/da_c = sum over batch and space of dL/dy * min(x, 0).
+    A single shared slope, and every call while the CPU kernels are off, run ``nn.PReLU``'s own.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.num_parameters == 1 or x.dim() < 2:
+        if self.num_parameters == 1 or x.dim() < 2 or not use_cpu_kernels():
             return super().forward(x)
         return _PReLUFunction.apply(x, self.weight)
 
@@ -195,12 +200,13 @@ class HalveResolution(nn.Module):
     """2 x 2 average pool at stride 2 with ceil_mode (H -> ceil(H / 2)), the shortcut of a stride-2 conv.
 
     Even maps go through a depthwise conv with weights 1/4 (2.6x faster than ``avg_pool2d`` on CPU,
-    forward and backward); odd maps through ``avg_pool2d(ceil_mode=True)``, whose edge windows
-    average only the pixels they cover. No parameters, no state.
+    forward and backward); odd maps, and all maps while the CPU kernels are off, through
+    ``avg_pool2d(ceil_mode=True)``, whose edge windows average only the pixels they cover.
+    No parameters, no state.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % 2 or x.shape[-2] % 2:
+        if x.shape[-1] % 2 or x.shape[-2] % 2 or not use_cpu_kernels():
             return F.avg_pool2d(x, 2, 2, ceil_mode=True)
         channels = x.shape[1]
         return F.conv2d(x, x.new_full((channels, 1, 2, 2), 0.25), stride=2, groups=channels)

@@ -6,14 +6,20 @@ attributes (larq style), never from class names. A layer without a quantizer is 
 
 Gradients are straight-through estimators written as autograd functions: the forward value is
 exactly ``q(x)`` and the backward pass is the stated surrogate derivative, with no extra tensors
-kept or computed for it. Sign functions here map 0 to +1, so binary tensors hold exactly two
-values (the reference BNext code uses ``torch.sign``, which maps 0 to 0).
+kept or computed for it. With the CPU kernels switched off (:mod:`bnextbench.nn.config`) the same
+estimators are plain torch ops, ``q(x) + (s - s.detach())`` with s a function whose derivative is the
+surrogate: the added term is exactly 0 forward and autograd derives the backward. Sign functions
+here map 0 to +1, so binary tensors hold exactly two values (the reference BNext code uses
+``torch.sign``, which maps 0 to 0).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from .config import use_cpu_kernels
 
 FLOAT_BITS = 32
 
@@ -43,6 +49,14 @@ class _IdentityGradient(torch.autograd.Function):
         return grad, None
 
 
+def straight_through(x: torch.Tensor, quantize) -> torch.Tensor:
+    """``quantize(x)`` forward, identity gradient backward (d q / d x = 1); with the CPU kernels off,
+    ``quantize(x) + (x - x.detach())``, whose added term is 0 forward and has derivative 1."""
+    if use_cpu_kernels():
+        return _IdentityGradient.apply(x, quantize)
+    return quantize(x.detach()) + (x - x.detach())
+
+
 def channel_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum of an (N, C, ...) tensor over every dim but C (on CPU up to 10x faster than one
     reduction over (0, 2, 3) when the maps are small). A map stored channels-last is summed as the
@@ -53,11 +67,26 @@ def channel_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 class _ShiftedSignFunction(torch.autograd.Function):
-    """sign(x + b) forward with b a per-channel shift or None; subclasses give the surrogate derivative."""
+    """sign(x + b) forward with b a per-channel shift or None; subclasses give the surrogate derivative
+    twice: as ``surrogate_grad`` for this Function's backward, and as ``surrogate``, a differentiable
+    function whose derivative it is, for the plain-torch path when the CPU kernels are off."""
 
     @staticmethod
     def surrogate_grad(grad: torch.Tensor, shifted: torch.Tensor, option: float) -> torch.Tensor:
         raise NotImplementedError
+
+    @staticmethod
+    def surrogate(shifted: torch.Tensor, option: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def sign(cls, x: torch.Tensor, shift: torch.Tensor | None, option: float) -> torch.Tensor:
+        """binary_sign(x + b) with this class's surrogate gradient, by the Function or by plain torch ops."""
+        if use_cpu_kernels():
+            return cls.apply(x, shift, option)
+        shifted = x if shift is None else x + shift
+        surrogate = cls.surrogate(shifted, option)
+        return binary_sign(shifted.detach()) + (surrogate - surrogate.detach())
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, shift: torch.Tensor | None, option: float) -> torch.Tensor:
@@ -83,6 +112,10 @@ class _ClippedSign(_ShiftedSignFunction):
         return torch.ops.aten.hardtanh_backward(grad, shifted, -clip, clip)
 
     @staticmethod
+    def surrogate(shifted: torch.Tensor, clip: float) -> torch.Tensor:
+        return F.hardtanh(shifted, -clip, clip)
+
+    @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return _ClippedSign._backward(ctx, grad)
 
@@ -93,6 +126,11 @@ class _PolynomialSign(_ShiftedSignFunction):
     @staticmethod
     def surrogate_grad(grad: torch.Tensor, shifted: torch.Tensor, _: float) -> torch.Tensor:
         return grad * (2 - 2 * shifted.abs()).clamp_min(0.0)
+
+    @staticmethod
+    def surrogate(shifted: torch.Tensor, _: float) -> torch.Tensor:
+        inside = shifted.clamp(-1.0, 1.0)  # t (2 - |t|) has derivative 2 - 2|t|; the clamp makes it 0 outside
+        return inside * (2 - inside.abs())
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -113,7 +151,7 @@ class _ShiftedSign(nn.Module):
         return 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.sign_function.apply(x, self.shift, self.surrogate_option())
+        return self.sign_function.sign(x, self.shift, self.surrogate_option())
 
 
 class HardSign(_ShiftedSign):
@@ -179,8 +217,8 @@ class ProgressiveSign(nn.Module):
         # Only the branch tau selects: the weights are the large tensors of a binary net at CIFAR sizes,
         # and reading the one-element tau costs less than computing both branches.
         if self.is_sign:
-            return _IdentityGradient.apply(weight, binary_sign)
-        return _IdentityGradient.apply(weight, lambda w: (w / self.tau).clamp_(-1.0, 1.0))
+            return straight_through(weight, binary_sign)
+        return straight_through(weight, lambda w: (w / self.tau).clamp_(-1.0, 1.0))
 
     def extra_repr(self) -> str:
         return f"bits=1, tau={float(self.tau):.3g}, sign_below={self.sign_below:g}"
@@ -197,7 +235,7 @@ class ScaledSign(nn.Module):
     bits = 1
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return _ClippedSign.apply(weight, None, 1.0)
+        return _ClippedSign.sign(weight, None, 1.0)
 
     @staticmethod
     def output_scale(weight: torch.Tensor) -> torch.Tensor:
@@ -224,7 +262,7 @@ class MinMaxQuantizer(nn.Module):
         self.group_dims = group_dims
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _IdentityGradient.apply(x, self._quantize)
+        return straight_through(x, self._quantize)
 
     def _quantize(self, x: torch.Tensor) -> torch.Tensor:
         dims = tuple(d % x.dim() for d in self.group_dims)

@@ -1,8 +1,7 @@
 """Prior BNNs width-scaled to a budget and trained under a study's protocol (same data, recipe, fidelity).
 
-A protocol is what a search trains every candidate under: ``{"data", "resolution", "train_limit",
-"recipe"}`` (see :class:`bnextbench.search.study.Search`); baselines trained under it rank beside the
-study's candidates.
+A protocol (:class:`bnextbench.train.protocol.Protocol`) is what a search trains every candidate
+under; baselines trained under it rank beside the study's candidates.
 
 The width multiplier is the largest multiple of 1/64 whose analytic count fits every budget at the
 training resolution; counts only grow with width (channels are rounded up to multiples of 8 by timm's
@@ -11,8 +10,6 @@ training resolution; counts only grow with width (channels are rounded up to mul
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,12 @@ from typing import Any
 from ..data import load_data
 from ..errors import BnextbenchError
 from ..profiling import profile_model
-from ..store import Run, Store
+from ..models.candidate import candidate_name
+from ..store import Store
 from ..train import Recipe, TrainConfig, train
+from ..train.protocol import Protocol
 from .budget import Budget
-from .study import protocol_of
+from .record import read_study_record
 
 BASELINE_MODELS = ("xnor_resnet18", "birealnet18", "reactnet_a")
 WIDTH_STEP = 64  # width multipliers are multiples of 1/WIDTH_STEP
@@ -52,37 +51,56 @@ def width_for_budget(model: str, budgets: list[Budget], resolution: int, num_cla
     return low / WIDTH_STEP
 
 
-def train_baseline(model: str, width_mult: float, budgets: list[Budget], protocol: dict[str, Any], store: Store,
-                   out: Path, device: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train ``model`` at ``width_mult`` (:func:`width_for_budget` of ``budgets``) under ``protocol`` (a search's
-    ``protocol``: data spec, resolution, train limit and recipe) and return the run's record."""
+def train_baseline(model: str, width_mult: float, protocol: Protocol, store: Store, out: Path,
+                   device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` at ``width_mult`` under ``protocol`` and return the run's record."""
     config = TrainConfig(
-        model=model, data=protocol["data"], recipe=Recipe(**protocol["recipe"]), width_mult=width_mult,
-        train_limit=protocol["train_limit"], resolution=protocol["resolution"], out=out, device=device,
-        extra={"protocol": protocol, "baseline_budgets": [b.text for b in budgets]},
+        model=model, data=protocol.data, recipe=protocol.recipe, width_mult=width_mult,
+        train_limit=protocol.train_limit, resolution=protocol.resolution, out=out, device=device,
     )
     record = train(config, store, progress=progress)
     return {**record, "model": model, "width_mult": width_mult}
 
 
 def flag_protocol(data: str, epochs: int, batch_size: int, lr: float, seed: int, train_limit: int | None = None,
-                  resolution: int | None = None) -> tuple[dict[str, Any], int]:
+                  resolution: int | None = None) -> tuple[Protocol, int]:
     """The protocol a search with these flags trains under, and the data's number of classes."""
     images = load_data(data, resolution, train_limit, seed)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    return protocol_of(images, train_limit, recipe), images.num_classes
+    return Protocol(images.spec, images.resolution, train_limit, recipe), images.num_classes
 
 
-def find_baseline_run(store: Store, model: str, width_mult: float, protocol: dict[str, Any]) -> Run | None:
-    """A completed run of ``model`` at ``width_mult`` under exactly ``protocol`` (seed included)."""
-    for run in store.runs():
-        if (run.status == "completed" and run.model == model and run.recipe.get("width_mult") == width_mult
-                and run.recipe.get("protocol") == protocol):
-            return run
-    return None
+def baseline_protocol(store: Store, study: str | None, data: str | None = None, epochs: int | None = None,
+                      batch_size: int | None = None, lr: float | None = None, seed: int = 0,
+                      train_limit: int | None = None, resolution: int | None = None,
+                      ) -> tuple[Protocol, int, tuple[Budget, ...]]:
+    """The protocol baselines train under, its data's classes and the study's budgets (none without a study):
+    a study's own protocol, or one made of these settings (a search's defaults where not given)."""
+    from .study import SearchConfig  # the search's defaults
+
+    if study is not None:
+        given = [flag for flag, value in (("--data", data), ("--epochs", epochs), ("--batch-size", batch_size),
+                                          ("--lr", lr), ("--train-limit", train_limit),
+                                          ("--resolution", resolution)) if value is not None]
+        if given:
+            raise BnextbenchError(f"--study fixes the protocol; drop {', '.join(given)}")
+        record = read_study_record(study, store.url)
+        protocol = record.protocol
+        images = load_data(protocol.data, protocol.resolution, protocol.train_limit, protocol.seed)
+        return protocol, images.num_classes, record.budgets
+    protocol, num_classes = flag_protocol(data or "digits", epochs or SearchConfig.epochs,
+                                          batch_size or SearchConfig.batch_size, lr or SearchConfig.lr, seed,
+                                          train_limit, resolution)
+    return protocol, num_classes, ()
 
 
-def run_baselines(store: Store, budgets: list[Budget], protocol: dict[str, Any], num_classes: int,
+def check_baseline_models(models: Iterable[str]) -> None:
+    unknown = [model for model in models if model not in BASELINE_MODELS]
+    if unknown:
+        raise BnextbenchError(f"unknown baseline {', '.join(unknown)}; choose from {', '.join(BASELINE_MODELS)}")
+
+
+def run_baselines(store: Store, budgets: list[Budget], protocol: Protocol, num_classes: int,
                   models: Iterable[str] = BASELINE_MODELS, seeds: Iterable[int] | None = None,
                   out_root: Path = Path("results") / "checkpoints" / "baselines", device: str | None = None,
                   progress: bool = True) -> list[dict[str, Any]]:
@@ -90,18 +108,18 @@ def run_baselines(store: Store, budgets: list[Budget], protocol: dict[str, Any],
 
     A baseline already trained under the same protocol and seed is reused, not trained again.
     """
-    widths = {model: width_for_budget(model, budgets, protocol["resolution"], num_classes) for model in models}
+    check_baseline_models(models)
+    widths = {model: width_for_budget(model, budgets, protocol.resolution, num_classes) for model in models}
     records = []
-    for seed in seeds if seeds is not None else [protocol["recipe"]["seed"]]:
-        seeded = {**protocol, "recipe": {**protocol["recipe"], "seed": seed}}
-        tag = hashlib.sha256(json.dumps(seeded, sort_keys=True).encode()).hexdigest()[:10]
+    for seed in seeds if seeds is not None else [protocol.seed]:
+        seeded = protocol.with_seed(seed)
         for model, width in widths.items():
-            previous = find_baseline_run(store, model, width, seeded)
+            previous = store.find_completed_run(candidate_name(model, width_mult=width), seeded)
             if previous is not None:
                 records.append({"run_id": previous.id, "model": model, "width_mult": width, "seed": seed,
                                 "top1": previous.top1, "reused": True})
                 continue
-            record = train_baseline(model, width, budgets, seeded, store, out_root / f"{model}-{tag}", device, progress)
+            record = train_baseline(model, width, seeded, store, out_root / f"{model}-{seeded.key}", device, progress)
             records.append({"run_id": record["run_id"], "model": model, "width_mult": width,
                             "seed": seed, "top1": record["top1"], "reused": False})
     return records

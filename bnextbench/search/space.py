@@ -4,14 +4,13 @@ A ``bnext`` space samples a :class:`BNextSpec` around a named size: stem width, 
 multipliers and depths, ELM-Attention and Info-Recoupling per stage (the reference placement of
 ELM within a stage when on), SE ratio, kernel size and aux precision. A ``registry`` space
 samples the width multiplier of a registered model (the baselines). Every candidate has a
-canonical JSON form and a stable hash, so identical candidates are trained once.
+canonical JSON form and one name (:class:`bnextbench.models.candidate.Candidate`), so identical
+candidates are trained once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +20,7 @@ from timm.layers import make_divisible
 from ..errors import BnextbenchError
 from ..io import read_text
 from ..models import BNEXT_SIZES, BNextSpec, SpecError, list_models
+from ..models.candidate import Candidate
 from ..models.spec import reference_elm_flags
 
 
@@ -32,27 +32,6 @@ class Suggester(Protocol):
     """What a space needs from a sampler: Optuna's ``Trial`` fits."""
 
     def suggest_categorical(self, name: str, choices: list[Any]) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One architecture: a BNext spec, or a registered model at a width multiplier."""
-
-    model: str
-    spec: BNextSpec | None = None
-    width_mult: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.spec is not None:
-            return {"family": "bnext", "spec": self.spec.to_dict()}
-        return {"family": "registry", "model": self.model, "width_mult": self.width_mult}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
 
 class BNextSpace:
@@ -106,7 +85,7 @@ class BNextSpace:
                              pick["kernel_size"], stem_stride, num_classes, pick["aux_bits"])
         except SpecError as exc:
             raise SpaceError(f"the space yields an invalid spec: {exc}") from None
-        return Candidate("bnext_spec", spec=spec)
+        return Candidate.of_spec(spec)
 
     def smallest_params(self) -> dict[str, Any]:
         """The cheapest corner of the space: smallest widths, depths and kernel, no recoupling."""
@@ -170,6 +149,16 @@ def _choices(data: dict[str, Any], key: str, kind: type, default: list[Any] | No
     return [kind(option) if kind is not bool else option for option in options]
 
 
+def default_space() -> Path:
+    """search_spaces/bnext.yaml of this checkout (source and editable installs) or of the installed wheel."""
+    beside_package = Path(__file__).resolve().parents[2] / "search_spaces" / "bnext.yaml"
+    if beside_package.is_file():
+        return beside_package
+    from importlib.resources import files
+
+    return Path(str(files("bnextbench.search_spaces") / "bnext.yaml"))
+
+
 def load_space(path: str | Path):
     """Read and validate a space file; errors name the file and the problem in one line."""
     path = Path(path)
@@ -183,16 +172,28 @@ def load_space(path: str | Path):
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where else ""
         raise SpaceError(f"{path} is not valid YAML{line}") from None
+    return space_from_dict(data, str(path))
+
+
+def space_from_dict(data: Any, where: str = "the space"):
+    """A space from its parsed definition (a space file's mapping, or :func:`space_definition` of a study)."""
     if not isinstance(data, dict):
-        raise SpaceError(f"{path} must hold a mapping of options")
+        raise SpaceError(f"{where} must hold a mapping of options")
     family = data.get("family")
     if family not in SPACES:
-        raise SpaceError(f"{path}: family must be one of {', '.join(SPACES)}, got {family!r}")
+        raise SpaceError(f"{where}: family must be one of {', '.join(SPACES)}, got {family!r}")
     space_class = SPACES[family]
     unknown = sorted(set(data) - space_class.keys)
     if unknown:
-        raise SpaceError(f"{path}: unknown option(s) {', '.join(unknown)}")
+        raise SpaceError(f"{where}: unknown option(s) {', '.join(unknown)}")
     try:
-        return space_class(data)
+        space = space_class(data)
     except SpaceError as exc:
-        raise SpaceError(f"{path}: {exc}") from None
+        raise SpaceError(f"{where}: {exc}") from None
+    space.definition = json.loads(json.dumps(data, sort_keys=True))
+    return space
+
+
+def space_definition(space) -> str:
+    """The canonical text of a space's definition (sorted keys, no spaces): what a study stores and compares."""
+    return json.dumps(space.definition, sort_keys=True, separators=(",", ":"))

@@ -1,4 +1,11 @@
-"""Host-memory allocator setting for training on the CPU."""
+"""Host-memory allocator setting for training on the CPU.
+
+Process-wide, so it is applied by programs, never by library calls: ``bnextbench.cli.main`` (every
+``bnextbench`` command) and the benchmarks that time training steps (benchmarks/train_step.py,
+benchmarks/conv_kernels.py). ``bnextbench.train.train`` called from other code runs without it unless
+that code calls :func:`keep_freed_memory` itself. It changes no computed value, only page faults, so
+it is not behind ``BNEXTBENCH_CPU_KERNELS`` (:mod:`bnextbench.nn.config`).
+"""
 
 from __future__ import annotations
 

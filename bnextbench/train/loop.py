@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 import os
 import random
-import subprocess
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,11 +30,13 @@ from ..data import ImageData, TensorImages, load_data, normalize, train_transfor
 from ..errors import BnextbenchError
 from ..io import atomic_torch_save, read_checkpoint
 from ..models import BNext, BNextSpec, create_model, list_models
+from ..models.candidate import Candidate
 from ..nn import apply_constraints
 from ..profiling import uses_small_input
+from ..provenance import git_commit, package_versions
 from ..store import Store
 from .distill import TeacherCurriculum, kd_loss, load_teacher
-from .allocator import keep_freed_memory
+from .protocol import Protocol
 from .recipe import Recipe, clip_gradients, optimizer_for, scheduler_for, set_tau
 
 TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
@@ -71,7 +72,20 @@ class TrainConfig:
     device: str | None = None
     download: bool = False
     eval_batch_size: int = 512
-    extra: dict[str, Any] = field(default_factory=dict)
+    study: str | None = None  # the search study and trial this run trains a candidate for
+    trial_number: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.width_mult > 0:
+            raise BnextbenchError(f"--width-mult must be positive, got {self.width_mult}")
+        for flag, value in (("--train-limit", self.train_limit), ("--resolution", self.resolution)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise BnextbenchError(f"{flag} must be a positive integer, got {value}")
+
+    def protocol(self, data: ImageData) -> Protocol:
+        """What this run trains under, on ``data`` as loaded for it."""
+        teacher = " + ".join([*self.assistants, self.teacher]) if self.teacher else None
+        return Protocol(data.spec, data.resolution, self.train_limit, self.recipe, teacher)
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -114,21 +128,6 @@ def seed_everything(seed: int, epoch: int) -> torch.Generator:
     np.random.seed(mixed % 2**32)
     torch.manual_seed(mixed)
     return torch.Generator().manual_seed(mixed)
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {name: version(name) for name in ("bnextbench", "torch", "timm", "torchvision")}
 
 
 @torch.no_grad()
@@ -188,7 +187,6 @@ class Trainer:
             self.recipe = Recipe(**resumed["recipe"])
             self.config = replace(self.config, recipe=self.recipe, **resumed["settings"])
         config, recipe = self.config, self.recipe
-        keep_freed_memory()
         data = load_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download)
         curriculum = None
         if config.teacher:
@@ -246,20 +244,21 @@ class Trainer:
         complexity = None
         if hasattr(model, "layer_sites"):
             complexity = count_model(model, data.resolution).to_dict()
-        arch_hash = BNextSpec.from_dict(description["arch_spec"]).hash if description["arch_spec"] else None
+        spec = BNextSpec.from_dict(description["arch_spec"]) if description["arch_spec"] else None
+        candidate = Candidate.of_spec(spec) if spec is not None else Candidate(config.model,
+                                                                               width_mult=config.width_mult)
         return self.store.create_run(
-            model=f"bnext-spec-{arch_hash}" if arch_hash else description["model"],
+            config.protocol(data),
+            model=candidate.name if spec is not None else description["model"],
+            candidate=candidate.name,
+            width_mult=config.width_mult,
             arch_spec=description["arch_spec"],
-            arch_hash=arch_hash,
-            data=data.spec,
-            resolution=data.resolution,
+            arch_hash=spec.hash if spec is not None else None,
             num_classes=data.num_classes,
-            recipe={**self.recipe.to_dict(), "train_limit": config.train_limit, "width_mult": config.width_mult,
-                    "model_kwargs": description["model_kwargs"], **config.extra},
-            seed=self.recipe.seed,
-            teacher=" + ".join([*config.assistants, config.teacher]) if config.teacher else None,
+            study=config.study,
+            trial_number=config.trial_number,
             device=str(self.device),
-            versions=_versions(),
+            versions=package_versions(),
             git_commit=git_commit(),
             epochs_planned=self.recipe.epochs,
             complexity=complexity,
@@ -380,3 +379,16 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     model = build_model(description)
     model.load_state_dict(state)
     return model, payload
+
+
+def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = None, device: str | None = None,
+                        batch_size: int = 512) -> dict[str, Any]:
+    """Top-1 / top-5 (%) and loss of a checkpoint on the test split of ``data``, at its training resolution
+    unless ``resolution`` is given."""
+    model, payload = load_checkpoint_model(path)
+    images = load_data(data, resolution or payload.get("resolution"))
+    if getattr(model, "num_classes", images.num_classes) != images.num_classes:
+        raise BnextbenchError(f"{path} predicts {model.num_classes} classes but {data} has {images.num_classes}")
+    target = pick_device(device)
+    result = evaluate(model.to(target), images, target, batch_size)
+    return {"checkpoint": str(path), "data": images.spec, "resolution": images.resolution, **result}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from timm.scheduler import CosineLRScheduler
@@ -66,6 +66,12 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Recipe:
+        """A recipe from :meth:`to_dict`'s form; keys that are no field of the recipe are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 def set_tau(model: nn.Module, tau: float) -> None:

@@ -1,0 +1,72 @@
+"""A study as plain data, its Pareto front and its best candidate per BOPs bucket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from ..models.candidate import Candidate
+from .record import BUDGETS_ATTR, PROTOCOL_ATTR
+from .storage import load_existing_study
+
+INFEASIBLE_ATTR, SURPLUS_ATTR = "infeasible", "surplus"
+ARCH_ATTR, NAME_ATTR = "candidate", "candidate_name"  # the candidate's arch object and its one name
+
+
+def candidate_name_of(attrs: dict[str, Any]) -> str | None:
+    """A trial's candidate name (derived from its arch object in studies written before names were stored)."""
+    if attrs.get(NAME_ATTR):
+        return attrs[NAME_ATTR]
+    return Candidate.from_dict(attrs[ARCH_ATTR]).name if attrs.get(ARCH_ATTR) else None
+
+
+def trial_state(trial: optuna.trial.FrozenTrial) -> str:
+    """complete, pruned, infeasible (over budget), fail (its worker died, or an error), surplus (asked for after
+    the study was full, never run), running or waiting."""
+    attrs = trial.user_attrs
+    return next((name for name in (INFEASIBLE_ATTR, SURPLUS_ATTR) if attrs.get(name)), trial.state.name.lower())
+
+
+def summarize(study: optuna.Study) -> dict[str, Any]:
+    """Every trial with its candidate (``arch`` and its name), counts, top-1, run, worker and retried trial."""
+    trials = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        trials.append({
+            "number": trial.number, "state": trial_state(trial), "arch": attrs.get(ARCH_ATTR),
+            "candidate": candidate_name_of(attrs), "bops": attrs.get("bops"), "flops": attrs.get("flops"),
+            "ops": attrs.get("ops"), "params": attrs.get("params"), "top1": attrs.get("top1"),
+            "epochs": attrs.get("epochs"), "run_id": attrs.get("run_id"), "worker": attrs.get("worker"),
+            "retry_of": trial.system_attrs.get("failed_trial"),
+        })
+    return {"study": study.study_name, "budgets": study.user_attrs.get(BUDGETS_ATTR),
+            "protocol": study.user_attrs.get(PROTOCOL_ATTR), "trials": trials}
+
+
+def load_summary(name: str, storage_spec: str) -> dict[str, Any]:
+    """:func:`summarize` of a stored study; ``storage_spec`` is an SQLAlchemy URL or journal:PATH."""
+    return summarize(load_existing_study(name, storage_spec))
+
+
+def _trained(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in trials if t["state"] == "complete" and t["top1"] is not None]
+
+
+def pareto_front(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trained trials no other trained trial beats on both top-1 (higher) and OPs (lower), by OPs."""
+    trained = _trained(trials)
+    front = [t for t in trained if not any(
+        o["top1"] >= t["top1"] and o["ops"] <= t["ops"] and (o["top1"] > t["top1"] or o["ops"] < t["ops"])
+        for o in trained)]
+    return sorted(front, key=lambda t: t["ops"])
+
+
+def best_per_bucket(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The best trained trial in each BOPs bucket [2^k, 2^(k+1))."""
+    best: dict[int, dict[str, Any]] = {}
+    for trial in _trained(trials):
+        k = max(0, int(trial["bops"]).bit_length() - 1)
+        if k not in best or trial["top1"] > best[k]["top1"]:
+            best[k] = trial
+    return [{"bops_from": 2**k, "bops_below": 2 ** (k + 1), "trial": best[k]} for k in sorted(best)]
