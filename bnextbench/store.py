@@ -338,7 +338,6 @@ class Store:
 
     def _migrate(self) -> None:
         """Bring the schema to the newest revision (a new database is made by the same migrations)."""
-        from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory

@@ -296,6 +296,31 @@ def test_database_of_version_0_1_is_migrated_and_keeps_its_rows(tmp_path):
     assert {row.run_id for row in store.trials("v0.1")} <= set(runs)  # found by study through the new index
 
 
+def test_typed_protocol_migration_downgrades_to_the_0002_layout_and_back(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    db = tmp_path / "results.db"
+    with sqlite3.connect(db) as connection:
+        connection.executescript(V01_SQL.read_text())
+        hashes = connection.execute("SELECT candidate_hash FROM search_trials ORDER BY id").fetchall()
+    Store(db).engine.dispose()
+    config = Config()
+    config.set_main_option("script_location", "bnextbench:migrations")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # as the store migrates SQLite
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    engine.dispose()
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT candidate_hash FROM search_trials ORDER BY id").fetchall() == hashes
+        recipe = json.loads(connection.execute("SELECT recipe FROM runs WHERE id = 1").fetchone()[0])
+        assert {"train_limit", "width_mult", "study", "trial"} <= set(recipe)
+    store = Store(db)  # and up again
+    assert [run.study for run in store.runs()] == ["v0.1"] * 3 and _schema_differences(store.url) == []
+
+
 def test_new_sqlite_database_gets_exactly_the_declared_schema(tmp_path):
     store = Store(tmp_path / "new.db")
     assert _schema_differences(store.url) == []

@@ -62,7 +62,11 @@ def test_rerun_continues_and_reuses_trained_candidates(tmp_path):
     result = Search.configure(small_config(tmp_path, trials=5)).run(store, progress=False)
     numbers = [t["number"] for t in result["trials"]]
     assert numbers == sorted(set(numbers)) and len([t for t in result["trials"] if t["state"] != "fail"]) == 5
-    assert len(list(store.runs())) - runs_before <= 2  # only the new trials trained
+    study = optuna.load_study(study_name="small", storage=store.url)
+    trained_now = [t for t in study.trials[3:] if "run_id" in t.user_attrs and "reused_run" not in t.user_attrs]
+    reused = [t for t in study.trials if "reused_run" in t.user_attrs]
+    assert len(list(store.runs())) - runs_before == len(trained_now)  # only the new trials trained, each once
+    assert all(t.user_attrs["run_id"] == t.user_attrs["reused_run"] for t in reused)
 
 
 def test_study_with_another_space_is_refused(tmp_path):

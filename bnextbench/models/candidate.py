@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .spec import BNextSpec, SpecError
+from .spec import BNextSpec, SpecError, parse_json
 
 SPEC_MODEL = "bnext_spec"
 SPEC_NAME_PREFIX = "bnext-spec-"
@@ -76,8 +76,4 @@ class Candidate:
 
     @classmethod
     def from_json(cls, text: str) -> Candidate:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "the architecture"))

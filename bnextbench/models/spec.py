@@ -162,11 +162,15 @@ class BNextSpec:
 
     @classmethod
     def from_json(cls, text: str) -> BNextSpec:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"spec is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "spec"))
+
+
+def parse_json(text: str, what: str) -> Any:
+    """``json.loads`` whose failure is one SpecError line naming ``what``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{what} is not valid JSON: {exc}") from None
 
 
 def _check_positive_int(name: str, value: Any) -> None:

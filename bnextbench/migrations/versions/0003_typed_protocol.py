@@ -44,6 +44,22 @@ def _trial_candidate_name(candidate: dict) -> str:
     return candidate_name(candidate["model"], width_mult=candidate.get("width_mult", 1.0))
 
 
+def _rename_trial_candidate(old: tuple[str, int], new: tuple[str, int], value_of) -> None:
+    """Rename search_trials' candidate column ``(name, length)`` to ``new`` with its index, each row's value
+    recomputed from the row's candidate JSON by ``value_of``."""
+    connection = op.get_bind()
+    trials = sa.table("search_trials", sa.column("id", sa.Integer), sa.column("candidate", sa.JSON),
+                      sa.column(new[0], sa.String))
+    rows = connection.execute(sa.select(trials.c.id, trials.c.candidate)).all()
+    with op.batch_alter_table("search_trials") as table:  # index and rename: two batches, SQLite copies twice
+        table.drop_index(f"ix_search_trials_{old[0]}")
+        table.alter_column(old[0], new_column_name=new[0], existing_type=sa.String(old[1]), type_=sa.String(new[1]),
+                           existing_nullable=False)
+    op.create_index(f"ix_search_trials_{new[0]}", "search_trials", [new[0]])
+    for trial_id, candidate in rows:
+        connection.execute(trials.update().where(trials.c.id == trial_id).values({new[0]: value_of(candidate)}))
+
+
 def upgrade() -> None:
     connection = op.get_bind()
     runs = sa.table("runs", sa.column("id", sa.Integer), sa.column("model", sa.String), sa.column("arch_hash", sa.String),
@@ -84,33 +100,12 @@ def upgrade() -> None:
         table.create_index("ix_runs_protocol_group", ["protocol_group"])
         table.create_index("ix_runs_study_trial", ["study", "trial_number"])
 
-    trials = sa.table("search_trials", sa.column("id", sa.Integer), sa.column("candidate", sa.JSON),
-                      sa.column("candidate_name", sa.String))
-    trial_rows = connection.execute(sa.select(trials.c.id, trials.c.candidate)).all()
-    with op.batch_alter_table("search_trials") as table:
-        table.drop_index("ix_search_trials_candidate_hash")
-        table.alter_column("candidate_hash", new_column_name="candidate_name", existing_type=sa.String(32),
-                           type_=sa.String(96), existing_nullable=False)
-    op.create_index("ix_search_trials_candidate_name", "search_trials", ["candidate_name"])
-    for trial_id, candidate in trial_rows:
-        connection.execute(trials.update().where(trials.c.id == trial_id)
-                           .values(candidate_name=_trial_candidate_name(candidate)))
+    _rename_trial_candidate(("candidate_hash", 32), ("candidate_name", 96), _trial_candidate_name)
 
 
 def downgrade() -> None:
     connection = op.get_bind()
-    trials = sa.table("search_trials", sa.column("id", sa.Integer), sa.column("candidate", sa.JSON),
-                      sa.column("candidate_name", sa.String))
-    trial_rows = connection.execute(sa.select(trials.c.id, trials.c.candidate)).all()
-    with op.batch_alter_table("search_trials") as table:
-        table.drop_index("ix_search_trials_candidate_name")
-        table.alter_column("candidate_name", new_column_name="candidate_hash", existing_type=sa.String(96),
-                           type_=sa.String(32), existing_nullable=False)
-    op.create_index("ix_search_trials_candidate_hash", "search_trials", ["candidate_hash"])
-    hashed = sa.table("search_trials", sa.column("id", sa.Integer), sa.column("candidate_hash", sa.String))
-    for trial_id, candidate in trial_rows:
-        connection.execute(hashed.update().where(hashed.c.id == trial_id)
-                           .values(candidate_hash=_old_candidate_hash(candidate)))
+    _rename_trial_candidate(("candidate_name", 96), ("candidate_hash", 32), _old_candidate_hash)
 
     runs = sa.table("runs", sa.column("id", sa.Integer), sa.column("recipe", sa.JSON),
                     sa.column("width_mult", sa.Float), sa.column("train_limit", sa.Integer),
