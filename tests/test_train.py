@@ -9,11 +9,12 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from bnextbench.complexity import count_model
 from bnextbench.data import DataError, load_data
 from bnextbench.errors import BnextbenchError
 from bnextbench.store import Store
 from bnextbench.teachers import train_teacher
-from bnextbench.train import Recipe, TrainConfig, TrainingDiverged, kd_loss, train
+from bnextbench.train import Recipe, TrainConfig, TrainingDiverged, evaluate, kd_loss, train
 from bnextbench.train.loop import LAST_CHECKPOINT, load_checkpoint_model
 from bnextbench.train.recipe import clip_gradients
 
@@ -36,15 +37,23 @@ def test_bnext_learns_digits_far_above_chance(tmp_path, store):
     assert record["top1"] > 60.0  # chance is 10 %
     run = store.get_run(record["run_id"])
     assert run.status == "completed" and run.epochs_done == 5 and len(run.epochs) == 5
-    assert run.complexity["bops"] > 0 and run.arch_hash is None and run.width_mult == 0.25
+    assert run.arch_hash is None and run.width_mult == 0.25
     assert [m.epoch for m in run.epochs] == list(range(5))
     assert run.epochs[-1].tau < 1e-7 < run.epochs[0].tau  # progressive binarization reached pure sign
     model, _ = load_checkpoint_model(config.out / LAST_CHECKPOINT)
-    assert sum(p.numel() for p in model.parameters()) > 0
+    assert run.complexity == count_model(model, 16).to_dict()
+    # the checkpoint holds the network that was scored, BatchNorm statistics included
+    assert evaluate(model, load_data("digits"), torch.device("cpu"))["top1"] == pytest.approx(record["top1"])
 
 
-class StopAfterFirstEpoch(Exception):
-    pass
+def test_one_epoch_run_with_default_settings_beats_chance(tmp_path, store):
+    # The 1437 training digits at the default batch of 128 make 11 optimizer steps: too few for
+    # BatchNorm's running averages to follow the weights, so this checks that the network evaluated
+    # is the one trained. The same run evaluated with those averages scores chance.
+    config = TrainConfig(model="bnext_tiny", data="digits", recipe=Recipe(epochs=1), width_mult=0.25,
+                         out=tmp_path / "short")
+    record = train(config, store, progress=False)
+    assert record["top1"] >= 30.0  # chance is 10 %
 
 
 def test_resume_is_exact(tmp_path, store):
@@ -104,7 +113,8 @@ def test_teacher_training_and_distillation(tmp_path, store):
     assert teacher["top1"] > 30.0 and teacher_file.is_file()
     student = train(tiny_config(tmp_path, teacher=str(teacher_file), recipe={"epochs": 1}), store, progress=False)
     run = store.get_run(student["run_id"])
-    assert run.teacher == str(teacher_file) and run.status == "completed" and math.isfinite(run.epochs[0].train_loss)
+    assert run.teacher == str(teacher_file) and run.status == "completed"
+    assert student["top1"] > 15.0  # six steps on the teacher's soft labels; chance is 10 %
 
 
 def _digit_folder(root, split_classes: dict[str, list[int]], per_class: int = 4):
