@@ -65,3 +65,45 @@ def test_bad_space_files(tmp_path, text, fragment):
 def test_missing_space_file(tmp_path):
     with pytest.raises(SpaceError, match="cannot read"):
         load_space(tmp_path / "none.yaml")
+
+
+def test_default_space_spans_the_readme_budget():
+    """At digits' 16 px the default space reaches far below and above 0.3 G BOPs, and holds BNext-T and -S."""
+    space = load_space(SPACES / "bnext.yaml")
+    bops = {name: profile_spec(space.suggest(optuna.trial.FixedTrial(params), 10, 1).spec, 16).bops
+            for name, params in (("smallest", space.smallest_params()), ("largest", space.largest_params()),
+                                 ("tiny", space.anchor_params("bnext_tiny")), ("small", space.anchor_params("bnext_small")))}
+    assert bops["smallest"] < 0.01e9 and bops["largest"] > 1.0e9
+    assert bops["tiny"] == 98_304_000 and bops["small"] == 221_184_000
+    assert len(space.choices["width_mult_0"]) == 15  # eighths from 1/4 to 2
+
+
+def test_ranges_and_per_stage_kernels_and_se_ratios(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("family: bnext\nstem_width: {from: 8, to: 24, step: 8}\nwidth_mult: {from: 0.25, to: 0.5, step: 0.125}\n"
+                    "depth: [[1], [2], [1], [1], [1]]\nse_ratio: [[4], [16], [8], [8], [8]]\n"
+                    "kernel_size: [[3], [5], [3], [3], [3]]\n")
+    space = load_space(path)
+    assert space.choices["stem_width"] == [8, 16, 24]
+    assert space.choices["width_mult_3"] == [0.25, 0.375, 0.5]
+    params = space.smallest_params()
+    spec = space.suggest(optuna.trial.FixedTrial(params), 10, 1).spec
+    assert spec.se_ratio == (4, 16, 16, 8, 8, 8) and spec.kernel_size == (3, 5, 5, 3, 3, 3)
+    assert [b.kernel_size for b in spec.blocks()] == [3, 5, 5, 3, 3, 3]
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("{from: 0.25, to: 2.0}", "exactly from, to and step"),
+        ("{from: 0.25, to: 2.0, step: 0}", "step > 0"),
+        ("{from: 2.0, to: 0.25, step: 0.125}", "to >= from"),
+        ("{from: 0.001, to: 2.0, step: 0.000001}", "more than 1000"),
+        ("{from: 0.25, to: .inf, step: 0.125}", "finite numbers"),
+    ],
+)
+def test_bad_ranges(tmp_path, value, fragment):
+    path = tmp_path / "space.yaml"
+    path.write_text(f"family: bnext\nstem_width: [8]\ndepth: [1]\nwidth_mult: {value}\n")
+    with pytest.raises(SpaceError, match=fragment):
+        load_space(path)

@@ -15,7 +15,7 @@ def test_named_sizes_follow_the_reference_block_rule():
     blocks = spec.blocks()
     assert len(blocks) == 13
     assert [b.stride for b in blocks].count(2) == 4
-    assert blocks[0] == (32, 64, 1, False, True)  # the first block is a plain 3x3 unit at stride 1
+    assert blocks[0] == (32, 64, 1, False, True, 3, 8)  # the first block is a plain 3x3 unit at stride 1
     stride_two = [i + 1 for i, b in enumerate(blocks) if b.stride == 2]
     assert stride_two == [2, 4, 6, 12] and all(blocks[i - 1].elm_attention for i in stride_two)
     assert [len(named_spec(n).blocks()) for n in ("bnext_small", "bnext_middle", "bnext_large")] == [13, 21, 29]
@@ -86,3 +86,14 @@ def test_recoupling_gate_matches_the_spec_formula():
     mixed = gate.mix * source + (1 - gate.mix) * y  # spec 1.4: m = lam * P(x) + (1 - lam) * y
     expected = y * torch.sigmoid(gate.excite(torch.relu(gate.squeeze(mixed.mean((2, 3), keepdim=True)))))
     assert torch.allclose(gate(y, source), expected, atol=1e-6)
+
+
+def test_per_block_kernel_sizes_and_se_ratios():
+    spec = BNextSpec.from_layout(16, (16, 32), (1, 2))
+    per_block = dataclasses.replace(spec, kernel_size=(3, 5, 3), se_ratio=(4, 8, 8))
+    assert [(b.kernel_size, b.se_ratio) for b in per_block.blocks()] == [(3, 4), (5, 8), (3, 8)]
+    assert dataclasses.replace(spec, kernel_size=(3, 3, 3)) == spec  # a uniform tuple is the single value
+    assert dataclasses.replace(spec, kernel_size=(3, 3, 3)).hash == spec.hash
+    for bad, fragment in (((3, 5), "one per block"), ((3, 4, 3), "odd"), ((3, 0, 3), "positive")):
+        with pytest.raises(SpecError, match=fragment):
+            dataclasses.replace(spec, kernel_size=bad)

@@ -13,7 +13,7 @@ from torch import nn
 from ..nn import HardSign, PReLU, ProgressiveSign, QuantConv2d, aux_conv, aux_linear
 from ..nn.layers import pool_like_stride, spatial_mean
 from .plan import LayerSite, conv_out, conv_site, linear_site
-from .spec import BNextSpec, ffn_widths
+from .spec import BlockLayout, BNextSpec, ffn_widths
 
 BINARY_WEIGHT_INIT_STD = 1e-3
 PRELU_INIT = 0.25
@@ -118,17 +118,21 @@ class BinaryUnit(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """k x k binary mixer (cin -> cin, stride) then 1 x 1 binary units concatenated to cout."""
+    """k x k binary mixer (cin -> cin, stride) then 1 x 1 binary units concatenated to cout.
 
-    def __init__(self, layout, kernel_size: int, se_ratio: int, aux_bits: int):
+    ``unit_widths`` overrides the 1 x 1 units' widths (:func:`ffn_widths`); a supernet holds more and wider ones.
+    """
+
+    def __init__(self, layout, aux_bits: int, unit_widths: list[int] | None = None):
         super().__init__()
-        cin = layout.in_channels
+        cin, se_ratio = layout.in_channels, layout.se_ratio
         self.mixer = BinaryUnit(
-            cin, cin, kernel_size, layout.stride, layout.elm_attention, layout.info_recoupling, se_ratio, aux_bits
+            cin, cin, layout.kernel_size, layout.stride, layout.elm_attention, layout.info_recoupling, se_ratio,
+            aux_bits,
         )
         self.ffn = nn.ModuleList(
             BinaryUnit(cin, width, 1, 1, False, layout.info_recoupling, se_ratio, aux_bits)
-            for width in ffn_widths(cin, layout.out_channels)
+            for width in unit_widths or ffn_widths(cin, layout.out_channels)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +165,7 @@ class BNext(nn.Module):
         last = spec.stage_widths[-1]
         self.stem = Stem(spec.stem_width, 3, spec.stem_stride, spec.aux_bits)
         self.blocks = nn.Sequential(
-            *(BasicBlock(layout, spec.kernel_size, spec.se_ratio, spec.aux_bits) for layout in spec.blocks())
+            *(BasicBlock(layout, spec.aux_bits) for layout in spec.blocks())
         )
         self.head_prelu = PReLU(last, init=PRELU_INIT)
         self.fc = aux_linear(last, spec.num_classes, spec.aux_bits)
@@ -176,11 +180,12 @@ class BNext(nn.Module):
         return bnext_layer_sites(self.spec, resolution)
 
 
-def _unit_sites(prefix: str, cin: int, cout: int, kernel: int, stride: int, size: int, recoupling: bool, spec) -> list:
+def _unit_sites(prefix: str, cin: int, cout: int, kernel: int, stride: int, size: int, layout: BlockLayout,
+                aux_bits: int) -> list:
     sites = [conv_site(f"{prefix}.conv", cin, cout, kernel, stride, size, (1, 1))]
-    if recoupling:
-        hidden = max(1, cout // spec.se_ratio)
-        aux = (spec.aux_bits, spec.aux_bits)
+    if layout.info_recoupling:
+        hidden = max(1, cout // layout.se_ratio)
+        aux = (aux_bits, aux_bits)
         sites.append(conv_site(f"{prefix}.recoupling.squeeze", cout, hidden, 1, 1, 1, aux, bias=True))
         sites.append(conv_site(f"{prefix}.recoupling.excite", hidden, cout, 1, 1, 1, aux, bias=True))
     return sites
@@ -204,10 +209,11 @@ def bnext_layer_sites(spec: BNextSpec, resolution: int) -> list[LayerSite]:
     size = conv_out(resolution, spec.stem_stride)
     for index, layout in enumerate(spec.blocks()):
         cin, prefix = layout.in_channels, f"blocks.{index}"
-        sites += _unit_sites(f"{prefix}.mixer", cin, cin, spec.kernel_size, layout.stride, size, layout.info_recoupling, spec)
+        sites += _unit_sites(f"{prefix}.mixer", cin, cin, layout.kernel_size, layout.stride, size, layout,
+                             spec.aux_bits)
         size = conv_out(size, layout.stride)
         for j, width in enumerate(ffn_widths(cin, layout.out_channels)):
-            sites += _unit_sites(f"{prefix}.ffn.{j}", cin, width, 1, 1, size, layout.info_recoupling, spec)
+            sites += _unit_sites(f"{prefix}.ffn.{j}", cin, width, 1, 1, size, layout, spec.aux_bits)
     sites.append(linear_site("fc", spec.stage_widths[-1], spec.num_classes, aux))
     return sites
 

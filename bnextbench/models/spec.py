@@ -21,13 +21,16 @@ class SpecError(BnextbenchError):
 
 
 class BlockLayout(NamedTuple):
-    """One BasicBlock: a k x k binary mixer cin -> cin (stride), then 1 x 1 binary units to cout."""
+    """One BasicBlock: a k x k binary mixer cin -> cin (stride), then 1 x 1 binary units to cout;
+    ``se_ratio`` sets the hidden width of its Info-Recoupling gates (channels // se_ratio)."""
 
     in_channels: int
     out_channels: int
     stride: int
     elm_attention: bool
     info_recoupling: bool
+    kernel_size: int = 3
+    se_ratio: int = 8
 
 
 def stage_layout(stem_width: int, widths: tuple[int, ...], depths: tuple[int, ...]) -> list[tuple[int, int, int]]:
@@ -62,7 +65,8 @@ class BNextSpec:
     """BNext network: stem -> stages of BasicBlocks -> PReLU -> global pool -> FC.
 
     Stage 0 runs at the stem's resolution; the first block of every later stage has stride 2.
-    ``elm_attention`` and ``info_recoupling`` hold one flag per block. ``aux_bits`` is the precision
+    ``elm_attention`` and ``info_recoupling`` hold one flag per block; ``se_ratio`` and ``kernel_size``
+    (of the k x k mixers) are one value for every block or one per block. ``aux_bits`` is the precision
     of the non-binary stem, SE and classifier layers (8 as in BNext-quant and the paper's
     accounting, 32 for float as in the reference training file).
     """
@@ -72,14 +76,14 @@ class BNextSpec:
     stage_depths: tuple[int, ...]
     elm_attention: tuple[bool, ...]
     info_recoupling: tuple[bool, ...]
-    se_ratio: int = 8
-    kernel_size: int = 3
+    se_ratio: int | tuple[int, ...] = 8
+    kernel_size: int | tuple[int, ...] = 3
     stem_stride: int = 2
     num_classes: int = 1000
     aux_bits: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("stem_width", "se_ratio", "kernel_size", "num_classes", "aux_bits"):
+        for name in ("stem_width", "num_classes", "aux_bits"):
             _check_positive_int(name, getattr(self, name))
         for name in ("stage_widths", "stage_depths"):
             values = getattr(self, name)
@@ -96,7 +100,15 @@ class BNextSpec:
             flags = getattr(self, name)
             if not isinstance(flags, tuple) or len(flags) != blocks or not all(isinstance(f, bool) for f in flags):
                 raise SpecError(f"{name} must hold one true/false flag per block ({blocks} blocks)")
-        if self.kernel_size % 2 == 0:
+        for name in ("se_ratio", "kernel_size"):
+            values = getattr(self, name)
+            if isinstance(values, tuple) and len(values) != blocks:
+                raise SpecError(f"{name} must be one positive integer or one per block ({blocks} blocks)")
+            for value in values if isinstance(values, tuple) else (values,):
+                _check_positive_int(name, value)
+            if isinstance(values, tuple) and len(set(values)) == 1:  # one network, one canonical form
+                object.__setattr__(self, name, values[0])
+        if any(k % 2 == 0 for k in self.per_block("kernel_size")):
             raise SpecError(f"kernel_size must be odd, got {self.kernel_size}")
         if self.stem_stride not in (1, 2):
             raise SpecError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
@@ -128,11 +140,18 @@ class BNextSpec:
             stage_widths=tuple(make_divisible(w * width_mult) for w in self.stage_widths),
         )
 
+    def per_block(self, name: str) -> tuple[int, ...]:
+        """``se_ratio`` or ``kernel_size`` of every block."""
+        value = getattr(self, name)
+        return value if isinstance(value, tuple) else (value,) * sum(self.stage_depths)
+
     def blocks(self) -> list[BlockLayout]:
         stages = stage_layout(self.stem_width, self.stage_widths, self.stage_depths)
         return [
-            BlockLayout(cin, cout, stride, elm, recoupling)
-            for (cin, cout, stride), elm, recoupling in zip(stages, self.elm_attention, self.info_recoupling)
+            BlockLayout(cin, cout, stride, elm, recoupling, kernel, se_ratio)
+            for (cin, cout, stride), elm, recoupling, kernel, se_ratio in zip(
+                stages, self.elm_attention, self.info_recoupling, self.per_block("kernel_size"),
+                self.per_block("se_ratio"))
         ]
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,8 +230,9 @@ def random_spec(rng: random.Random, num_classes: int = 10, stem_stride: int = 1)
         stage_depths=depths,
         elm_attention=tuple(rng.random() < 0.5 for _ in range(blocks)),
         info_recoupling=tuple(rng.random() < 0.7 for _ in range(blocks)),
-        se_ratio=rng.choice((4, 8, 16)),
-        kernel_size=rng.choice((3, 5)),
+        # one value for the network or one per block, as a per-stage search space yields
+        se_ratio=rng.choice((4, 8, 16)) if rng.random() < 0.5 else tuple(rng.choice((4, 8, 16)) for _ in range(blocks)),
+        kernel_size=rng.choice((3, 5)) if rng.random() < 0.5 else tuple(rng.choice((3, 5)) for _ in range(blocks)),
         stem_stride=stem_stride,
         num_classes=num_classes,
         aux_bits=rng.choice((8, 32)),

@@ -1,8 +1,9 @@
 """Search spaces (YAML, read with ``safe_load``) and the candidates they yield.
 
-A ``bnext`` space samples a :class:`BNextSpec` around a named size: stem width, per-stage width
-multipliers and depths, ELM-Attention and Info-Recoupling per stage (the reference placement of
-ELM within a stage when on), SE ratio, kernel size and aux precision. A ``registry`` space
+A ``bnext`` space samples a :class:`BNextSpec` around a named size: stem width and aux precision,
+and per stage the width multiplier, depth, ELM-Attention (the reference placement within the stage
+when on), Info-Recoupling, SE ratio and mixer kernel size. Any option lists its choices, or gives a
+range ``{from: 0.25, to: 2.0, step: 0.125}``. A ``registry`` space
 samples the width multiplier of a registered model (the baselines). Every candidate has a
 canonical JSON form and one name (:class:`bnextbench.models.candidate.Candidate`), so identical
 candidates are trained once.
@@ -11,6 +12,7 @@ candidates are trained once.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,12 +36,18 @@ class Suggester(Protocol):
     def suggest_categorical(self, name: str, choices: list[Any]) -> Any: ...
 
 
+# Options each stage picks on its own: (kind of value, default choices; None = required).
+PER_STAGE: dict[str, tuple[type, list[Any] | None]] = {
+    "width_mult": (float, [1.0]), "depth": (int, None), "elm_attention": (bool, [True]),
+    "info_recoupling": (bool, [True]), "se_ratio": (int, [8]), "kernel_size": (int, [3]),
+}
+
+
 class BNextSpace:
     """A BNext space; ``num_classes`` and ``stem_stride`` come from the data, not the space."""
 
     family = "bnext"
-    keys = {"family", "base", "stem_width", "width_mult", "depth", "elm_attention", "info_recoupling", "se_ratio",
-            "kernel_size", "aux_bits"}
+    keys = {"family", "base", "stem_width", "aux_bits", *PER_STAGE}
 
     def __init__(self, data: dict[str, Any]):
         base = data.get("base", "bnext_tiny")
@@ -49,16 +57,12 @@ class BNextSpace:
         stages = len(self.base_widths)
         self.choices: dict[str, list[Any]] = {
             "stem_width": _choices(data, "stem_width", int),
-            "se_ratio": _choices(data, "se_ratio", int, [8]),
-            "kernel_size": _choices(data, "kernel_size", int, [3]),
             "aux_bits": _choices(data, "aux_bits", int, [8]),
         }
-        defaults = {"width_mult": [1.0], "depth": None, "elm_attention": [True], "info_recoupling": [True]}
-        kinds = {"width_mult": float, "depth": int, "elm_attention": bool, "info_recoupling": bool}
-        for key, kind in kinds.items():
-            options = data.get(key, defaults[key])
-            # a list of per-stage lists, or one list of choices shared by every stage
-            if isinstance(options, list) and options and all(isinstance(o, list) for o in options):
+        for key, (kind, default) in PER_STAGE.items():
+            options = data.get(key, default)
+            # a list of per-stage lists, or one list of choices that every stage picks from
+            if isinstance(options, list) and options and all(isinstance(o, (list, dict)) for o in options):
                 if len(options) != stages:
                     raise SpaceError(f"{key} lists {len(options)} stages but {base} has {stages}")
                 per_stage = options
@@ -72,38 +76,45 @@ class BNextSpace:
         pick = {name: trial.suggest_categorical(name, options) for name, options in self.choices.items()}
         widths = tuple(make_divisible(w * pick[f"width_mult_{s}"]) for s, w in enumerate(self.base_widths))
         depths = tuple(pick[f"depth_{s}"] for s in range(self.stages))
-        elm, recoupling = [], []
-        index = 0
+        per_block: dict[str, list[Any]] = {key: [] for key in ("elm_attention", "info_recoupling", "kernel_size",
+                                                                 "se_ratio")}
         reference = reference_elm_flags(sum(depths))
         for stage, depth in enumerate(depths):
             for _ in range(depth):
-                elm.append(pick[f"elm_attention_{stage}"] and reference[index])
-                recoupling.append(pick[f"info_recoupling_{stage}"])
-                index += 1
+                for key, values in per_block.items():
+                    values.append(pick[f"{key}_{stage}"])
+        per_block["elm_attention"] = [on and placed for on, placed in zip(per_block["elm_attention"], reference)]
         try:
-            spec = BNextSpec(pick["stem_width"], widths, depths, tuple(elm), tuple(recoupling), pick["se_ratio"],
-                             pick["kernel_size"], stem_stride, num_classes, pick["aux_bits"])
+            spec = BNextSpec(pick["stem_width"], widths, depths, stem_stride=stem_stride, num_classes=num_classes,
+                             aux_bits=pick["aux_bits"], **{key: tuple(values) for key, values in per_block.items()})
         except SpecError as exc:
             raise SpaceError(f"the space yields an invalid spec: {exc}") from None
         return Candidate.of_spec(spec)
 
     def smallest_params(self) -> dict[str, Any]:
-        """The cheapest corner of the space: smallest widths, depths and kernel, no recoupling."""
-        params = {name: min(options) for name, options in self.choices.items()}
-        params.update({name: False for name in self.choices if name.startswith("info_recoupling")
-                       and False in self.choices[name]})
-        params["se_ratio"] = max(self.choices["se_ratio"])
+        """The cheapest corner of the space: smallest widths, depths and kernels, no ELM or recoupling
+        where the space allows, the largest SE ratio (narrowest gates)."""
+        return self._corner(min)
+
+    def largest_params(self) -> dict[str, Any]:
+        """The largest corner: widest, deepest, largest kernels, every branch on, the narrowest SE ratio."""
+        return self._corner(max)
+
+    def _corner(self, pick) -> dict[str, Any]:
+        params = {name: pick(options) for name, options in self.choices.items()}
+        for name, options in self.choices.items():
+            if name.startswith("se_ratio"):  # a larger ratio is a smaller gate
+                params[name] = (max if pick is min else min)(options)
         return params
 
     def anchor_params(self, name: str) -> dict[str, Any] | None:
         """Trial parameters that reproduce named size ``name`` if every choice is in the space, else None."""
         stem, widths, depths = BNEXT_SIZES[name]
-        params: dict[str, Any] = {"stem_width": stem, "se_ratio": 8, "kernel_size": 3, "aux_bits": 8}
+        params: dict[str, Any] = {"stem_width": stem, "aux_bits": 8}
         for stage, (width, depth) in enumerate(zip(widths, depths)):
-            params[f"width_mult_{stage}"] = width / self.base_widths[stage]
-            params[f"depth_{stage}"] = depth
-            params[f"elm_attention_{stage}"] = True
-            params[f"info_recoupling_{stage}"] = True
+            params.update({f"width_mult_{stage}": width / self.base_widths[stage], f"depth_{stage}": depth,
+                           f"elm_attention_{stage}": True, f"info_recoupling_{stage}": True,
+                           f"se_ratio_{stage}": 8, f"kernel_size_{stage}": 3})
         return params if all(params[k] in self.choices[k] for k in params) else None
 
 
@@ -130,12 +141,30 @@ class RegistrySpace:
 
 
 SPACES = {"bnext": BNextSpace, "registry": RegistrySpace}
+MAX_CHOICES = 1000  # per option: a range that expands further is a typo, not a space
+
+
+def _expand_range(key: str, options: dict[str, Any]) -> list[float]:
+    """``{from: a, to: b, step: s}``: a, a + s, ..., b (b included when on the grid)."""
+    if set(options) != {"from", "to", "step"}:
+        raise SpaceError(f"{key}: a range needs exactly from, to and step")
+    low, high, step = (options[name] for name in ("from", "to", "step"))
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high, step)):
+        raise SpaceError(f"{key}: from, to and step must be finite numbers")
+    if step <= 0 or high < low:
+        raise SpaceError(f"{key}: a range needs step > 0 and to >= from")
+    count = math.floor((high - low) / step + 1e-9) + 1
+    if count > MAX_CHOICES:
+        raise SpaceError(f"{key}: the range holds {count} choices, more than {MAX_CHOICES}")
+    return [round(low + i * step, 12) for i in range(count)]
 
 
 def _choices(data: dict[str, Any], key: str, kind: type, default: list[Any] | None = None) -> list[Any]:
     options = data.get(key, default)
     if options is None:
         raise SpaceError(f"the space needs {key}")
+    if isinstance(options, dict):
+        options = _expand_range(key, options)
     if not isinstance(options, list):
         options = [options]
     if not options:
