@@ -43,6 +43,9 @@ PER_STAGE: dict[str, tuple[type, list[Any] | None]] = {
 }
 
 
+PER_BLOCK = ("elm_attention", "info_recoupling", "kernel_size", "se_ratio")  # per-stage picks the spec holds per block
+
+
 class BNextSpace:
     """A BNext space; ``num_classes`` and ``stem_stride`` come from the data, not the space."""
 
@@ -74,22 +77,58 @@ class BNextSpace:
 
     def suggest(self, trial: Suggester, num_classes: int, stem_stride: int) -> Candidate:
         pick = {name: trial.suggest_categorical(name, options) for name, options in self.choices.items()}
+        return Candidate.of_spec(self.spec_of(pick, num_classes, stem_stride))
+
+    def stage_width_choices(self, stage: int) -> list[int]:
+        """The channel counts stage ``stage`` can have (multipliers of the base width, multiples of 8)."""
+        base = self.base_widths[stage]
+        return sorted({make_divisible(base * mult) for mult in self.choices[f"width_mult_{stage}"]})
+
+    def spec_of(self, pick: dict[str, Any], num_classes: int, stem_stride: int) -> BNextSpec:
+        """The spec of one choice per option (``pick``: option name -> value)."""
         widths = tuple(make_divisible(w * pick[f"width_mult_{s}"]) for s, w in enumerate(self.base_widths))
         depths = tuple(pick[f"depth_{s}"] for s in range(self.stages))
-        per_block: dict[str, list[Any]] = {key: [] for key in ("elm_attention", "info_recoupling", "kernel_size",
-                                                                 "se_ratio")}
-        reference = reference_elm_flags(sum(depths))
+        per_block: dict[str, list[Any]] = {key: [] for key in PER_BLOCK}
         for stage, depth in enumerate(depths):
             for _ in range(depth):
                 for key, values in per_block.items():
                     values.append(pick[f"{key}_{stage}"])
+        reference = reference_elm_flags(sum(depths))
         per_block["elm_attention"] = [on and placed for on, placed in zip(per_block["elm_attention"], reference)]
         try:
-            spec = BNextSpec(pick["stem_width"], widths, depths, stem_stride=stem_stride, num_classes=num_classes,
+            return BNextSpec(pick["stem_width"], widths, depths, stem_stride=stem_stride, num_classes=num_classes,
                              aux_bits=pick["aux_bits"], **{key: tuple(values) for key, values in per_block.items()})
         except SpecError as exc:
             raise SpaceError(f"the space yields an invalid spec: {exc}") from None
-        return Candidate.of_spec(spec)
+
+    def why_not(self, spec: BNextSpec) -> str | None:
+        """Why ``spec`` is not a candidate of this space (None when it is)."""
+        if len(spec.stage_widths) != self.stages:
+            return f"it has {len(spec.stage_widths)} stages, the space {self.stages}"
+        if spec.stem_width not in self.choices["stem_width"]:
+            return f"stem width {spec.stem_width} is not one of {self.choices['stem_width']}"
+        if spec.aux_bits not in self.choices["aux_bits"]:
+            return f"aux_bits {spec.aux_bits} is not one of {self.choices['aux_bits']}"
+        reference = reference_elm_flags(sum(spec.stage_depths))
+        first = 0
+        per_block = {key: spec.per_block(key) if key in ("kernel_size", "se_ratio") else getattr(spec, key)
+                     for key in PER_BLOCK}
+        for stage, (width, depth) in enumerate(zip(spec.stage_widths, spec.stage_depths)):
+            if width not in self.stage_width_choices(stage):
+                return f"stage {stage} width {width} is not one of {self.stage_width_choices(stage)}"
+            if depth not in self.choices[f"depth_{stage}"]:
+                return f"stage {stage} depth {depth} is not one of {self.choices[f'depth_{stage}']}"
+            blocks = range(first, first + depth)
+            first += depth
+            for key in ("info_recoupling", "kernel_size", "se_ratio"):
+                values = {per_block[key][b] for b in blocks}
+                if len(values) != 1 or not values <= set(self.choices[f"{key}_{stage}"]):
+                    return f"stage {stage} {key} {sorted(values)} is not one choice of {self.choices[f'{key}_{stage}']}"
+            elm = [per_block["elm_attention"][b] for b in blocks]
+            placed = [reference[b] for b in blocks]
+            if not any(elm == [on and p for p in placed] for on in self.choices[f"elm_attention_{stage}"]):
+                return f"stage {stage} ELM-Attention flags {elm} do not follow the space's placement"
+        return None
 
     def smallest_params(self) -> dict[str, Any]:
         """The cheapest corner of the space: smallest widths, depths and kernels, no ELM or recoupling
