@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import sys
 from pathlib import Path
@@ -285,6 +286,10 @@ def runs(
 
 Sampler = _choices("Sampler", ("tpe", "nsga2", "random"))
 Pruner = _choices("Pruner", ("sh", "hyperband", "none"))
+Strategy = _choices("Strategy", ("multi-trial", "oneshot"))
+HoldoutOption = Annotated[Optional[int], typer.Option("--holdout", help="Training images (class-balanced, seeded) "
+                                                      "held out from the supernet to score candidates on; default a "
+                                                      "fifth, at most 5000.")]
 
 
 StorageOption = Annotated[Optional[str], typer.Option("--storage", help="Optuna storage shared by the workers: "
@@ -323,17 +328,29 @@ def search(
     seed: SeedOption = 0,
     noise_seeds: Annotated[int, typer.Option("--noise-seeds", help="Then train the winner with N more seeds and "
                                              "print its top-1 spread over seeds (0: skip).")] = 2,
+    strategy: Annotated[Strategy, typer.Option("--strategy", help="multi-trial: train every candidate for --epochs; "
+                                               "oneshot: score every candidate in seconds with a supernet's "
+                                               "weights, then retrain the best --retrain.")] = Strategy.multi_trial,
+    supernet: Annotated[Optional[int], typer.Option("--supernet", help="oneshot: the run id of a trained supernet "
+                                                    "(`bnextbench supernet train`); default: train one first.")] = None,
+    supernet_epochs: Annotated[Optional[int], typer.Option("--supernet-epochs", help="oneshot: epochs of the "
+                                                           "supernet it trains (default --epochs).")] = None,
+    holdout: HoldoutOption = None,
+    retrain: Annotated[int, typer.Option("--retrain", help="oneshot: best candidates then trained stand-alone for "
+                                         "--epochs; their top-1 against the scores is the proxy's fidelity.")] = 3,
     device: DeviceOption = None,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """Search architectures under a complexity budget with Optuna; every trial is kept in the results database.
     Progress (trials done, the current trial's epoch and top-1, the best so far) goes to stderr; the winner's
-    spread over seeds says how far apart two trials must be to differ by more than the seed.
+    spread over seeds says how far apart two trials must be to differ by more than the seed. A oneshot study's
+    top-1 is the score on held-out training images with inherited weights; `show` prints its fidelity.
 
     Start it on any number of processes or machines with the same --study and --storage (and a shared --db) to
     split the trials; `bnextbench worker` joins an existing study with its own settings."""
     from .search import parse_budgets
     from .search.noise import check_extra_seeds, spread_text, winner_spread
+    from .search.oneshot import OneShotConfig, run_oneshot
     from .search.space import default_space
     from .search.study import Search, SearchConfig
     from .store import Store
@@ -345,6 +362,13 @@ def search(
                           heartbeat=heartbeat, grace=grace, device=device)
     configured = Search.configure(config)  # validates budgets, space, data and feasibility before any write
     store = Store(db)
+    if strategy is Strategy.oneshot:
+        oneshot = OneShotConfig(supernet, supernet_epochs, holdout, retrain=retrain)
+        result = run_oneshot(configured, oneshot, store)
+        _emit_trials(result, result["trials"], output)
+        if output is OutputFormat.table:
+            _say_fidelity(result)
+        return
     result = configured.run(store)
     spread = winner_spread(configured.record, result["trials"], store, noise_seeds, device)
     _emit_trials(result, result["trials"], output, document={**result, "winner_seeds": spread})
@@ -360,6 +384,20 @@ TRIAL_COLUMNS = (
 )
 
 
+def _say_fidelity(result: dict) -> None:
+    """The fidelity of a study's cheap score, one line."""
+    from .search.fidelity import describe
+
+    fidelity = result.get("fidelity")
+    if result.get("strategy") == "oneshot":
+        retrained = ", ".join(f"trial {p['trial']} {p['score']:.2f} -> {p['top1']:.2f} %"
+                              for p in (fidelity or {}).get("retrained", []))
+        say(f"one-shot proxy (held-out top-1, inherited weights) against stand-alone top-1: {describe(fidelity)}"
+            + (f"; score -> retrained: {retrained}" if retrained else ""))
+    else:
+        say(f"low-fidelity proxy (top-1 after epoch 1) against the final top-1: {describe(fidelity)}")
+
+
 def _emit_trials(result: dict, trials: list[dict], output: OutputFormat, heading: str = "leaderboard",
                  document: dict | None = None) -> None:
     """A study's trials ranked by top-1 (trials without one last), under a title naming its protocol."""
@@ -367,6 +405,8 @@ def _emit_trials(result: dict, trials: list[dict], output: OutputFormat, heading
     title = (f"{heading} of study {result['study']}: budget {', '.join(result['budgets'] or [])}, "
              f"{protocol.get('data')} at {protocol.get('resolution')} px, {protocol.get('recipe', {}).get('epochs')} "
              "epochs")
+    if result.get("strategy") == "oneshot":
+        title += " (one-shot: top-1 is the score on held-out training images with the supernet's weights)"
     ranked = sorted(trials, key=lambda t: (t["top1"] is None, -(t["top1"] or 0.0)))
     rows = [{**trial, "rank": rank} for rank, trial in enumerate(ranked, 1)]
     emit(rows, TRIAL_COLUMNS, output.value, title, document=result if document is None else document)
@@ -392,6 +432,39 @@ def show(
     _emit_trials(result, front, output, "Pareto front, top-1 against OPs")
     _emit_trials(result, [bucket["trial"] for bucket in buckets], output,
                  "best candidate per BOPs bucket [2^k, 2^(k+1))")
+    _say_fidelity(result)
+
+
+@app.command("proxy-check")
+def proxy_check(
+    study: Annotated[str, typer.Argument(help="A one-shot study (`bnextbench search --strategy oneshot`).")],
+    candidates: Annotated[int, typer.Option("--candidates", help="Scored candidates to retrain, spread evenly over "
+                                            "the study's BOPs range.")] = 8,
+    db: DbOption = None,
+    storage: StorageOption = None,
+    device: DeviceOption = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """Measure how well a one-shot study's scores rank candidates: retrain M of them stand-alone under the study's
+    protocol and print Kendall tau and Spearman rho of score against top-1 (stored with the study)."""
+    from .search.oneshot import proxy_check as check
+    from .search.record import read_study_record
+    from .store import Store
+
+    store = Store(db)
+    spec = storage or store.url
+    fidelity = check(read_study_record(study, spec), spec, store, candidates, device)
+    rows = [{**pair, "number": pair["trial"]} for pair in fidelity["retrained"]]
+    emit(rows, PROXY_COLUMNS, output.value, f"proxy check of study {study}", document=fidelity)
+    if output is OutputFormat.table:
+        _say_fidelity({"strategy": "oneshot", "fidelity": fidelity})
+
+
+PROXY_COLUMNS = (
+    Field("number", "trial"), Field("score", "score (%)", fixed(".2f")), Field("top1", "stand-alone top-1 (%)",
+                                                                               fixed(".2f")),
+    Field("bops", "BOPs (M)", fixed(".1f", 1e6)), Field("run_id", "run"), Field("candidate", "candidate", left=True),
+)
 
 
 plot_app = typer.Typer(help="Figures of runs.", no_args_is_help=True)
@@ -411,6 +484,52 @@ def plot_curves(
     target = out or Path("results") / f"run-{run_id}-curves.png"
     plot_training_curves(Store(db).get_run(run_id), target)
     say(f"wrote {target}")
+
+
+supernet_app = typer.Typer(help="Weight-sharing BNext supernets for one-shot search.", no_args_is_help=True)
+app.add_typer(supernet_app, name="supernet")
+
+
+@supernet_app.command("train")
+def supernet_train(
+    space: Annotated[Optional[Path], typer.Option("--space", help="bnext search space YAML (default "
+                                                  "search_spaces/bnext.yaml); every candidate is a subnet.")] = None,
+    data: DataOption = "digits",
+    epochs: EpochsOption = 10,
+    batch_size: BatchOption = 128,
+    train_limit: LimitOption = None,
+    resolution: ResolutionOption = None,
+    holdout: HoldoutOption = None,
+    random_subnets: Annotated[int, typer.Option("--random-subnets", help="Random subnets per step besides the "
+                                                "largest and the smallest (sandwich rule).")] = 2,
+    teacher: TeacherOption = None,
+    lr: LrOption = 2e-3,
+    sign_at: SignAtOption = 0.3,
+    augment: AugmentOption = Augment.cifar,
+    seed: SeedOption = 0,
+    out: OutOption = None,
+    resume: ResumeOption = False,
+    device: DeviceOption = None,
+    db: DbOption = None,
+    output: RunFormatOption = OutputFormat.table,
+) -> None:
+    """Train a supernet by the sandwich rule (largest, smallest and random subnets per step, the others distilled
+    from the largest) with the BNext recipe; recorded as a run of kind "supernet". Its top-1 is the largest
+    subnet's on the held-out training images; use the run id with `search --strategy oneshot --supernet ID`."""
+    from .oneshot.supernet import SUPERNET_MODEL
+    from .search.space import BNextSpace, SpaceError, default_space, load_space
+    from .store import Store
+    from .train import train as train_run
+
+    loaded = load_space(space or default_space())
+    if not isinstance(loaded, BNextSpace):
+        raise SpaceError(f"{space}: a supernet needs a bnext space, not {loaded.family}")
+    config = _train_config(SUPERNET_MODEL, data, epochs, batch_size, 1.0, train_limit, resolution, teacher, [],
+                           KdWeighting.sample, lr, sign_at, None, 0.0, augment, seed, out, resume, device, False)
+    config = dataclasses.replace(config, supernet_space=loaded.definition, holdout=holdout,
+                                 random_subnets=random_subnets)
+    record = train_run(config, Store(db), progress=output is not OutputFormat.json or console.is_terminal)
+    emit_record(record, output.value, f"supernet on {data} (top-1: the largest subnet's on held-out training images)")
 
 
 teacher_app = typer.Typer(help="Full-precision timm teachers for distillation.", no_args_is_help=True)
@@ -496,7 +615,7 @@ def baselines(
     seed: Annotated[list[int] | None, typer.Option("--seed", help="Seed; repeat to train several (top-1 mean ± std in "
                                             "compare). Default: the study's, or 0.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", help="Baseline to train; repeatable (default "
-                                             "xnor_resnet18, birealnet18, reactnet_a).")] = None,
+                                             "xnor_resnet18, birealnet18, reactnet_a; bnext_tiny too).")] = None,
     device: DeviceOption = None,
     db: DbOption = None,
     output: RunFormatOption = OutputFormat.table,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -198,6 +198,31 @@ def balanced_subset(labels: torch.Tensor, limit: int, seed: int) -> torch.Tensor
         members = (labels == label).nonzero().flatten()
         chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
     return torch.cat(chosen).sort().values
+
+
+DEFAULT_HOLDOUT_SHARE, MAX_DEFAULT_HOLDOUT = 0.2, 5000
+
+
+def default_holdout(train_images: int) -> int:
+    """Training images a supernet holds out unless told: a fifth, at most 5 000."""
+    return min(MAX_DEFAULT_HOLDOUT, int(DEFAULT_HOLDOUT_SHARE * train_images))
+
+
+def hold_out(data: ImageData, count: int, seed: int) -> ImageData:
+    """``data`` with ``count`` training images, spread evenly over the classes and drawn with ``seed``, moved
+    into the evaluation split in place of the test images: what a supernet validates and candidates are scored
+    on, so that the test split stays for the final, stand-alone models."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < data.num_classes:
+        raise DataError(f"--holdout must be an integer of at least the number of classes ({data.num_classes}), "
+                        f"got {count}")
+    if count > len(data.train_labels) - data.num_classes:
+        raise DataError(f"--holdout {count} leaves too few training images: {data.spec} has "
+                        f"{len(data.train_labels)} (after --train-limit)")
+    held = balanced_subset(data.train_labels, count, seed)
+    kept = torch.ones(len(data.train_labels), dtype=torch.bool)
+    kept[held] = False
+    return replace(data, train_images=data.train_images[kept], train_labels=data.train_labels[kept],
+                   test_images=data.train_images[held], test_labels=data.train_labels[held])
 
 
 def _first_image_side(root: Path) -> int:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # the store takes protocols by their keys; the training packa
 
 DEFAULT_DB = Path("results") / "bnextbench.db"
 RUN_STATES = ("running", "completed", "interrupted", "diverged", "failed", "pruned")
+RUN_KINDS = ("train", "supernet")  # a candidate's training run, or a one-shot supernet's
 SQLITE_BUSY_TIMEOUT_S = 30
 VERSION_TABLE = "bnextbench_alembic_version"  # Optuna keeps its own "alembic_version" in the same database
 FIRST_REVISION = "0001"  # the schema of bnextbench 0.1, which had no version table
@@ -93,6 +94,7 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="running")
+    kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")  # one of RUN_KINDS
     model: Mapped[str] = mapped_column(String(64))
     candidate: Mapped[str] = mapped_column(String(96))  # the candidate's one name (models.candidate)
     width_mult: Mapped[float] = mapped_column(Float)
@@ -101,6 +103,7 @@ class Run(Base):
     data: Mapped[str] = mapped_column(String(512))
     resolution: Mapped[int]
     train_limit: Mapped[int | None]
+    holdout: Mapped[int | None]  # training images held out to validate on instead of the test split
     num_classes: Mapped[int]
     recipe: Mapped[dict[str, Any]]  # the Recipe's fields, as trained
     seed: Mapped[int]
@@ -144,7 +147,8 @@ class Run(Base):
         from .train.protocol import Protocol
         from .train.recipe import Recipe
 
-        return Protocol(self.data, self.resolution, self.train_limit, Recipe.from_dict(self.recipe), self.teacher)
+        return Protocol(self.data, self.resolution, self.train_limit, Recipe.from_dict(self.recipe), self.teacher,
+                        self.holdout)
 
 
 class EpochMetric(Base):
@@ -398,7 +402,8 @@ class Store:
         """A new "running" row trained under ``protocol``; ``fields`` are the other columns."""
         with self._writing() as session:
             run = Run(host=socket.gethostname(), pid=os.getpid(), data=protocol.data, resolution=protocol.resolution,
-                      train_limit=protocol.train_limit, recipe=protocol.recipe.to_dict(), seed=protocol.seed,
+                      train_limit=protocol.train_limit, holdout=protocol.holdout, recipe=protocol.recipe.to_dict(),
+                      seed=protocol.seed,
                       teacher=protocol.teacher, protocol_key=protocol.key, protocol_group=protocol.group_key,
                       **fields)
             session.add(run)
@@ -460,8 +465,9 @@ class Store:
                                                      Run.status == "completed").order_by(Run.id)).first()
 
     def completed_runs(self, protocol_group: str | None = None) -> list[Run]:
-        """Completed runs with a top-1, optionally only those under one protocol group (any seed)."""
-        query = select(Run).where(Run.status == "completed", Run.top1.is_not(None))
+        """Completed training runs (not supernets) with a top-1, optionally only those under one protocol group
+        (any seed)."""
+        query = select(Run).where(Run.status == "completed", Run.kind == "train", Run.top1.is_not(None))
         if protocol_group is not None:
             query = query.where(Run.protocol_group == protocol_group)
         with self.session() as session:
@@ -486,9 +492,9 @@ class Store:
 
 def run_summary(run: Run) -> dict[str, Any]:
     """A JSON-ready view of a run."""
-    keys = ("id", "status", "model", "candidate", "width_mult", "arch_hash", "data", "resolution", "train_limit",
-            "num_classes", "seed", "teacher", "device", "protocol_key", "study", "trial_number", "epochs_planned",
-            "epochs_done", "top1", "top5", "train_images_per_s", "checkpoint", "message")
+    keys = ("id", "status", "kind", "model", "candidate", "width_mult", "arch_hash", "data", "resolution",
+            "train_limit", "holdout", "num_classes", "seed", "teacher", "device", "protocol_key", "study",
+            "trial_number", "epochs_planned", "epochs_done", "top1", "top5", "train_images_per_s", "checkpoint", "message")
     summary = {key: getattr(run, key) for key in keys}
     summary["created_at"] = run.created_at.isoformat()
     return json.loads(json.dumps(summary, default=str))

@@ -72,7 +72,8 @@ def file_size_limit(limit: int):
 
 
 # Columns that create_run fills from the protocol, or that the store sets itself.
-_FROM_PROTOCOL = ("data", "resolution", "train_limit", "recipe", "seed", "teacher", "protocol_key", "protocol_group")
+_FROM_PROTOCOL = ("data", "resolution", "train_limit", "holdout", "recipe", "seed", "teacher", "protocol_key",
+                  "protocol_group")
 
 
 def _run_settings(store: Store) -> dict:

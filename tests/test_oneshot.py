@@ -130,3 +130,160 @@ def test_candidates_outside_the_space_are_refused(space, supernet):
     with pytest.raises(SupernetError, match="one aux precision"):
         BNextSupernet(space_from_dict({"family": "bnext", "stem_width": [8], "depth": [1], "width_mult": [0.125],
                                        "aux_bits": [8, 32]}), 10, 1)
+
+
+# --- training, scoring and the one-shot search -------------------------------------------------------------
+
+def supernet_config(out: Path, epochs: int = 2, resume: bool = False):
+    from bnextbench.train import Recipe, TrainConfig
+
+    return TrainConfig(model="bnext_supernet", data="digits", recipe=Recipe(epochs=epochs, batch_size=50, lr=2e-3),
+                       train_limit=300, holdout=100, supernet_space=load_space(SPACE_FILE).definition,
+                       random_subnets=1, out=out, resume=resume)
+
+
+def test_supernet_training_resumes_exactly(tmp_path):
+    from bnextbench.store import Store
+    from bnextbench.train import train
+    from bnextbench.train.loop import StopRun
+
+    store = Store(tmp_path / "r.db")
+    straight = train(supernet_config(tmp_path / "straight"), store, progress=False)
+    def stop_after_first_epoch(epoch, _metrics):
+        raise StopRun("stopped after epoch 1")
+
+    with pytest.raises(StopRun):
+        train(supernet_config(tmp_path / "resumed"), store, progress=False, on_epoch=stop_after_first_epoch)
+    resumed = train(supernet_config(tmp_path / "resumed", resume=True), store, progress=False)
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["top1"] == straight["top1"]
+    run = store.get_run(straight["run_id"])
+    assert run.kind == "supernet" and run.holdout == 100 and run.candidate.startswith("supernet-")
+    assert run.status == "completed" and len(run.epochs) == 2
+    assert straight["run_id"] not in {r.id for r in store.completed_runs()}  # never on a leaderboard
+
+
+def test_batch_norm_recalibration_sets_the_statistics_it_defines():
+    """After recalibration on one batch, every BatchNorm holds the mean and unbiased variance of its input
+    over that batch (recorded by hooks on a training-mode forward of the same images)."""
+    from bnextbench.data import load_data, normalize
+    from bnextbench.train.loop import recalibrate_batch_norm
+
+    data = load_data("digits", train_limit=200)
+    torch.manual_seed(0)
+    net = BNextSupernet(load_space(SPACE_FILE), num_classes=10, stem_stride=1)
+    model = net.extract(net.largest)
+    recalibrate_batch_norm(model, data, torch.device("cpu"), batch_size=128, seed=3, images=128)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    recalibrated = {m: (m.running_mean.clone(), m.running_var.clone()) for m in norms}
+    chosen = torch.randperm(200, generator=torch.Generator().manual_seed(3))[:128]
+    inputs = {}
+    hooks = [m.register_forward_hook(lambda m, args, _: inputs.__setitem__(m, args[0].detach())) for m in norms]
+    with torch.no_grad():
+        model.train()(normalize(data.train_images[chosen], data.mean, data.std))
+    for hook in hooks:
+        hook.remove()
+    assert len(inputs) == len(norms) > 20
+    for norm, x in inputs.items():
+        mean, var = recalibrated[norm]
+        channels = x.transpose(0, 1).flatten(1)
+        assert torch.allclose(mean, channels.mean(1), atol=1e-5, rtol=1e-4)
+        assert torch.allclose(var, channels.var(1, unbiased=True), atol=1e-5, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def oneshot_study(tmp_path_factory):
+    """A one-shot search on digits: a 2-epoch supernet, 12 scored trials, the 3 best retrained for 2 epochs."""
+    import os
+
+    from bnextbench.cli import app
+    from tests.helpers import invoke, last_json
+
+    root = tmp_path_factory.mktemp("oneshot")
+    cwd = os.getcwd()
+    os.chdir(root)  # checkpoints go to results/ under the working folder
+    try:
+        text = invoke("search", "--budget", "3MBOPs", "--strategy", "oneshot", "--space", str(SPACE_FILE),
+                      "--trials", "12", "--epochs", "2", "--train-limit", "300", "--holdout", "100",
+                      "--batch-size", "50", "--retrain", "3", "--study", "one", "--db", str(root / "r.db"),
+                      "--format", "json")
+    finally:
+        os.chdir(cwd)
+    assert app is not None
+    return root, last_json(text)
+
+
+def test_oneshot_search_keeps_the_budget_and_records_its_fidelity(oneshot_study):
+    from bnextbench.models import BNextSpec
+    from bnextbench.profiling import profile_spec
+    from bnextbench.store import Store
+
+    root, result = oneshot_study
+    trials = result["trials"]
+    assert result["strategy"] == "oneshot" and len(trials) == 12
+    scored = [t for t in trials if t["state"] == "complete"]
+    assert len(scored) >= 4 and any(t["state"] == "infeasible" for t in trials)
+    for trial in scored:
+        assert profile_spec(BNextSpec.from_dict(trial["arch"]["spec"]), 16).bops == trial["bops"] <= 3e6
+        assert 0.0 <= trial["top1"] <= 100.0 and trial["run_id"] is None
+    fidelity = result["fidelity"]
+    assert fidelity["count"] == 3 and len(fidelity["retrained"]) == 3
+    assert -1.0 <= fidelity["kendall_tau"] <= 1.0 and -1.0 <= fidelity["spearman_rho"] <= 1.0
+    store = Store(root / "r.db")
+    best, names = [], set()
+    for trial in sorted(scored, key=lambda t: (-t["top1"], t["number"])):  # the 3 best, one trial per candidate
+        if trial["candidate"] not in names:
+            names.add(trial["candidate"])
+            best.append(trial)
+    best = best[:3]
+    for pair in fidelity["retrained"]:
+        run = store.get_run(pair["run_id"])
+        assert run.kind == "train" and run.study == "one" and run.trial_number == pair["trial"]
+        assert run.holdout is None and run.epochs_done == 2  # the study's protocol: tested on the test split
+    assert {p["trial"] for p in fidelity["retrained"]} == {t["number"] for t in best}
+    supernet = store.get_run(result["oneshot"]["supernet_run"])
+    assert supernet.kind == "supernet" and supernet.holdout == 100
+
+
+def test_show_and_proxy_check_print_the_fidelity(oneshot_study, run_cli):
+    root, result = oneshot_study
+    code, out, err = run_cli("show", "one", "--db", str(root / "r.db"))
+    assert code == 0 and "Kendall tau" in out + err and "over 3 candidates" in out + err
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        code, out, err = run_cli("proxy-check", "one", "--candidates", "4", "--db", str(root / "r.db"),
+                                 "--format", "json")
+    finally:
+        os.chdir(cwd)
+    assert code == 0, err
+    import json
+
+    fidelity = json.loads(out.strip().splitlines()[-1])
+    assert fidelity["count"] >= 4 and fidelity["kendall_tau"] is not None
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--supernet", "999"), "no run 999"),
+    (("--holdout", "5000"), "--holdout 5000 leaves too few training images"),
+])
+def test_bad_oneshot_input_is_one_line(oneshot_study, run_cli, args, fragment):
+    root, _ = oneshot_study
+    code, out, err = run_cli("search", "--budget", "3MBOPs", "--strategy", "oneshot", "--space", str(SPACE_FILE),
+                             "--trials", "2", "--epochs", "1", "--train-limit", "300", "--study", "bad",
+                             "--db", str(root / "r.db"), *args)
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_supernet_of_another_space_is_refused(oneshot_study, run_cli, tmp_path):
+    root, result = oneshot_study
+    other = tmp_path / "other.yaml"
+    other.write_text(SPACE_FILE.read_text().replace("stem_width: [8, 16]", "stem_width: [8]"))
+    code, out, err = run_cli("search", "--budget", "3MBOPs", "--strategy", "oneshot", "--space", str(other),
+                             "--supernet", str(result["oneshot"]["supernet_run"]), "--trials", "2", "--epochs", "1",
+                             "--train-limit", "300", "--study", "other", "--db", str(root / "r.db"))
+    assert code == 2 and "another space" in err and len(err.strip().splitlines()) == 1

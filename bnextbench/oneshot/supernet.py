@@ -106,6 +106,9 @@ class BNextSupernet(nn.Module):
         else:
             self._templates.move_to_end(spec.hash)
         template.train(self.training)
+        for name, norm in template.named_modules():  # e.g. update_bn's cumulative average (momentum None)
+            if isinstance(norm, nn.BatchNorm2d):
+                norm.momentum = self.get_submodule(self._supernet_name(spec, name)).momentum
         return template
 
     def _supernet_name(self, spec: BNextSpec, name: str) -> str:

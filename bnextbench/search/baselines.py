@@ -24,7 +24,8 @@ from ..train.protocol import Protocol
 from .budget import Budget
 from .record import read_study_record
 
-BASELINE_MODELS = ("xnor_resnet18", "birealnet18", "reactnet_a")
+BASELINE_MODELS = ("xnor_resnet18", "birealnet18", "reactnet_a")  # the prior BNNs trained by default
+WIDTH_FITTED_MODELS = (*BASELINE_MODELS, "bnext_tiny")  # what --model accepts: BNext-T is a hand-scaled arm too
 WIDTH_STEP = 64  # width multipliers are multiples of 1/WIDTH_STEP
 MAX_WIDTH_MULT = 4.0
 
@@ -95,9 +96,9 @@ def baseline_protocol(store: Store, study: str | None, data: str | None = None, 
 
 
 def check_baseline_models(models: Iterable[str]) -> None:
-    unknown = [model for model in models if model not in BASELINE_MODELS]
+    unknown = [model for model in models if model not in WIDTH_FITTED_MODELS]
     if unknown:
-        raise BnextbenchError(f"unknown baseline {', '.join(unknown)}; choose from {', '.join(BASELINE_MODELS)}")
+        raise BnextbenchError(f"unknown baseline {', '.join(unknown)}; choose from {', '.join(WIDTH_FITTED_MODELS)}")
 
 
 def run_baselines(store: Store, budgets: list[Budget], protocol: Protocol, num_classes: int,

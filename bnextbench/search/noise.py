@@ -14,9 +14,9 @@ from typing import Any
 from ..errors import BnextbenchError
 from ..models.candidate import Candidate
 from ..store import Store
-from ..train import TrainConfig, train
 from .objective import CHECKPOINT_ROOT
 from .record import StudyRecord
+from .retrain import train_or_reuse
 
 
 def check_extra_seeds(extra_seeds: int) -> int:
@@ -43,20 +43,11 @@ def winner_spread(record: StudyRecord, trials: list[dict[str, Any]], store: Stor
     seeds = [record.protocol.seed + offset for offset in range(extra_seeds + 1)]
     top1, run_ids = [best["top1"]], [best["run_id"]]
     for seed in seeds[1:]:
-        protocol = record.protocol.with_seed(seed)
-        previous = store.find_completed_run(candidate.name, protocol)
-        if previous is None:
-            config = TrainConfig(model=candidate.model, data=protocol.data, recipe=protocol.recipe,
-                                 spec=candidate.spec, width_mult=candidate.width_mult,
-                                 train_limit=protocol.train_limit, resolution=protocol.resolution,
-                                 out=CHECKPOINT_ROOT / record.name / f"trial-{best['number']}-seed{seed}",
-                                 device=device)
-            result = train(config, store, progress=progress)
-            top1.append(result["top1"])
-            run_ids.append(result["run_id"])
-        else:
-            top1.append(previous.top1)
-            run_ids.append(previous.id)
+        result = train_or_reuse(candidate, record.protocol.with_seed(seed), store,
+                                CHECKPOINT_ROOT / record.name / f"trial-{best['number']}-seed{seed}", device,
+                                progress=progress)
+        top1.append(result.top1)
+        run_ids.append(result.run_id)
     return {"trial": best["number"], "candidate": best["candidate"], "seeds": seeds, "top1": top1,
             "run_ids": run_ids, "mean": statistics.fmean(top1), "std": statistics.stdev(top1),
             "min": min(top1), "max": max(top1)}

@@ -1,9 +1,11 @@
 """The multi-trial strategy: each trial samples a candidate, counts it, and trains it unless over budget.
 
 A strategy is any callable ``objective(trial) -> value`` that the worker loop
-(:mod:`bnextbench.search.workers`) hands to Optuna; this one trains every feasible candidate from
-scratch under the study's protocol, reports top-1 per epoch so Optuna's pruner can stop it, and
-reuses a run of the same candidate under the same protocol instead of training it again.
+(:mod:`bnextbench.search.workers`) hands to Optuna. :class:`CandidateObjective` is what every strategy
+shares (the study's size, the worker, the candidate, its counts, rejection over budget);
+:class:`TrainEachCandidate` trains every feasible candidate from scratch under the study's protocol,
+reports top-1 per epoch so Optuna's pruner can stop it, and reuses a run of the same candidate under
+the same protocol instead of training it again. The one-shot strategy is :mod:`.oneshot`.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from ..data import ImageData
 from ..models.candidate import Candidate
 from ..profiling import profile_candidate, uses_small_input
 from ..store import Store, worker_identity
-from ..train import TrainConfig, train
 from ..train.loop import StopRun
 from .progress import SearchProgress
 from .record import StudyRecord
+from .retrain import train_or_reuse
 from .summary import ARCH_ATTR, INFEASIBLE_ATTR, NAME_ATTR, SURPLUS_ATTR
 
 COUNTS = ("bops", "flops", "ops", "params")
@@ -67,8 +69,11 @@ def fits_budget(record: StudyRecord, params: dict[str, Any], data: ImageData) ->
     return fits(record, profile_candidate(candidate, data.resolution, data.num_classes))
 
 
-class TrainEachCandidate:
-    """The multi-trial objective: top-1 (and OPs for a two-objective sampler) of each trained candidate."""
+class CandidateObjective:
+    """A strategy's common part: the value (and OPs for a two-objective sampler) of each feasible candidate,
+    as :meth:`evaluate` of the strategy gives it."""
+
+    action = "training"  # what the progress display says a trial is doing
 
     def __init__(self, record: StudyRecord, data: ImageData, store: Store, progress: SearchProgress,
                  multi_objective: bool, device: str | None = None):
@@ -101,20 +106,23 @@ class TrainEachCandidate:
             trial.set_user_attr(INFEASIBLE_ATTR, True)
             self.store.record_trial(state="infeasible", **row)
             raise optuna.TrialPruned("over budget")
-        self.progress.trial_started(trial.number, candidate.name)
-        top1, run_id = self._train(trial, candidate, row)
+        self.progress.trial_started(trial.number, candidate.name, self.action)
+        top1, run_id = self.evaluate(trial, candidate, row)
         trial.set_user_attr("run_id", run_id)
         trial.set_user_attr("top1", top1)
         self.store.record_trial(state="complete", run_id=run_id, top1=top1, **row)
         return (top1, complexity.ops) if self.multi_objective else top1
 
-    def _train(self, trial: optuna.Trial, candidate: Candidate, row: dict[str, Any]) -> tuple[float, int]:
+    def evaluate(self, trial: optuna.Trial, candidate: Candidate, row: dict[str, Any]) -> tuple[float, int | None]:
+        """(top-1 %, the run that measured it, if any) of a feasible candidate."""
+        raise NotImplementedError
+
+
+class TrainEachCandidate(CandidateObjective):
+    """The multi-trial objective: each candidate trained from scratch, its top-1 on the test split."""
+
+    def evaluate(self, trial: optuna.Trial, candidate: Candidate, row: dict[str, Any]) -> tuple[float, int]:
         protocol, epochs = self.record.protocol, self.record.protocol.recipe.epochs
-        previous = self.store.find_completed_run(candidate.name, protocol)
-        if previous is not None:
-            trial.set_user_attr("reused_run", previous.id)
-            trial.set_user_attr("epochs", previous.epochs_done)
-            return previous.top1, previous.id
 
         def report(epoch: int, metrics: dict[str, float]) -> None:
             trial.set_user_attr("run_id", metrics["run_id"])
@@ -128,15 +136,14 @@ class TrainEachCandidate:
                 self.store.record_trial(state="pruned", run_id=metrics["run_id"], top1=metrics["top1"], **row)
                 raise PrunedRun(f"pruned after epoch {epoch + 1}")
 
-        config = TrainConfig(
-            model=candidate.model, data=protocol.data, recipe=protocol.recipe, spec=candidate.spec,
-            width_mult=candidate.width_mult, train_limit=protocol.train_limit, resolution=protocol.resolution,
-            out=CHECKPOINT_ROOT / self.record.name / f"trial-{trial.number}", device=self.device,
-            study=self.record.name, trial_number=trial.number,
-        )
         started = time.perf_counter()
         try:
-            result = train(config, self.store, progress=False, on_epoch=report)
+            result = train_or_reuse(candidate, protocol, self.store,
+                                    CHECKPOINT_ROOT / self.record.name / f"trial-{trial.number}", self.device,
+                                    self.record.name, trial.number, progress=False, on_epoch=report)
         finally:
             trial.set_user_attr("train_seconds", time.perf_counter() - started)
-        return result["top1"], result["run_id"]
+        if result.reused:
+            trial.set_user_attr("reused_run", result.run_id)
+            trial.set_user_attr("epochs", epochs)
+        return result.top1, result.run_id

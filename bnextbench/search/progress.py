@@ -41,8 +41,8 @@ class SearchProgress:
             self.console.print(f"study {self.study} [{self.done}/{self.trials} trials] {status}; {self._best_text()}",
                                highlight=False, soft_wrap=True)
 
-    def trial_started(self, number: int, candidate: str) -> None:
-        self._show(f"trial {number}: {candidate}, training")
+    def trial_started(self, number: int, candidate: str, action: str = "training") -> None:
+        self._show(f"trial {number}: {candidate}, {action}")
 
     def epoch_done(self, number: int, epoch: int, epochs: int, top1: float) -> None:
         """``epoch`` counts from 0."""

@@ -20,21 +20,24 @@ from .space import space_definition, space_from_dict
 from .storage import SearchError, load_existing_study
 
 SPACE_ATTR, PROTOCOL_ATTR, BUDGETS_ATTR, SETTINGS_ATTR = "space", "protocol", "budgets", "search"
+ONESHOT_ATTR, FIDELITY_ATTR = "oneshot", "fidelity"  # a one-shot study's supernet; its proxy's measured fidelity
 
 
 @dataclass(frozen=True)
 class StudySettings:
-    """How a study searches; the heartbeat is the study's, not a worker's."""
+    """How a study searches; the heartbeat is the study's, not a worker's. ``strategy``: "multi-trial" (train
+    each candidate) or "oneshot" (score each with a supernet's weights)."""
 
     sampler: str
     pruner: str
     trials: int
     heartbeat: int
     grace: int
+    strategy: str = "multi-trial"
 
     def to_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler, "pruner": self.pruner, "trials": self.trials, "heartbeat": self.heartbeat,
-                "grace": self.grace}
+                "grace": self.grace, "strategy": self.strategy}
 
 
 @dataclass(frozen=True)
@@ -46,22 +49,25 @@ class StudyRecord:
     space: Any  # a BNextSpace or RegistrySpace
     protocol: Protocol
     settings: StudySettings
+    oneshot: dict[str, Any] | None = None  # {"supernet_run", "calibration_images"} of a one-shot study
 
     @property
     def budget_texts(self) -> list[str]:
         return [budget.text for budget in self.budgets]
 
     def matches(self, study: optuna.Study) -> bool:
-        """Whether ``study`` was made for this space and protocol."""
+        """Whether ``study`` was made for this space, protocol and (one-shot) supernet."""
         attrs = study.user_attrs
-        return attrs.get(SPACE_ATTR) == space_definition(self.space) and attrs.get(PROTOCOL_ATTR) == \
-            self.protocol.to_dict()
+        return (attrs.get(SPACE_ATTR) == space_definition(self.space) and attrs.get(PROTOCOL_ATTR) ==
+                self.protocol.to_dict() and attrs.get(ONESHOT_ATTR) == self.oneshot)
 
     def write(self, study: optuna.Study) -> None:
         """Record space, protocol and budgets on a new study (settings: :func:`register_worker`)."""
         study.set_user_attr(SPACE_ATTR, space_definition(self.space))
         study.set_user_attr(PROTOCOL_ATTR, self.protocol.to_dict())
         study.set_user_attr(BUDGETS_ATTR, self.budget_texts)
+        if self.oneshot is not None:
+            study.set_user_attr(ONESHOT_ATTR, self.oneshot)
 
 
 def register_worker(study: optuna.Study, settings: StudySettings) -> int:
@@ -76,7 +82,8 @@ def stored_settings(study: optuna.Study) -> StudySettings | None:
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:
         return None
-    return StudySettings(**{key: stored[key] for key in ("sampler", "pruner", "trials", "heartbeat", "grace")})
+    return StudySettings(**{key: stored[key] for key in ("sampler", "pruner", "trials", "heartbeat", "grace")},
+                         strategy=stored.get("strategy", "multi-trial"))
 
 
 def read_study_record(name: str, storage_spec: str) -> StudyRecord:
@@ -89,4 +96,4 @@ def read_study_record(name: str, storage_spec: str) -> StudyRecord:
                           "and its original options")
     return StudyRecord(name, tuple(parse_budgets(attrs[BUDGETS_ATTR])),
                        space_from_dict(json.loads(attrs[SPACE_ATTR]), f"the space of study {name!r}"),
-                       Protocol.from_dict(attrs[PROTOCOL_ATTR]), settings)
+                       Protocol.from_dict(attrs[PROTOCOL_ATTR]), settings, attrs.get(ONESHOT_ATTR))

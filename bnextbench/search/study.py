@@ -30,6 +30,7 @@ from ..train import Recipe
 from ..train.protocol import Protocol
 from .budget import Budget
 from .objective import TrainEachCandidate, fits_budget
+from .oneshot import ScoreWithSupernet
 from .progress import SearchProgress
 from .record import StudyRecord, StudySettings, read_study_record, register_worker, stored_settings
 from .space import load_space
@@ -38,6 +39,7 @@ from .summary import summarize
 from .workers import DeadTrials, WorkerLoop
 
 SAMPLERS = ("tpe", "nsga2", "random")
+STRATEGIES = {"multi-trial": TrainEachCandidate, "oneshot": ScoreWithSupernet}
 PRUNERS = ("sh", "hyperband", "none")
 HEARTBEAT_S = 60
 TPE_STARTUP_TRIALS = 4
@@ -88,6 +90,8 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
 
 def _check_settings(settings: StudySettings, epochs: int) -> None:
+    if settings.strategy not in STRATEGIES:
+        raise SearchError(f"unknown strategy {settings.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if settings.sampler not in SAMPLERS:
         raise SearchError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if settings.pruner not in PRUNERS:
@@ -102,9 +106,10 @@ class Search:
     """A configured search; everything is validated here, before :meth:`run` writes anything."""
 
     def __init__(self, record: StudyRecord, data: ImageData, storage: str | None = None, joining: bool = False,
-                 device: str | None = None, strategy: type = TrainEachCandidate):
+                 device: str | None = None, strategy: type | None = None):
         """``strategy(record, data, store, progress, multi_objective, device)`` makes the objective the workers
-        run per trial (:class:`~bnextbench.search.objective.Strategy`); multi-trial training by default."""
+        run per trial (:class:`~bnextbench.search.objective.Strategy`); by default the one the study's settings
+        name (:data:`STRATEGIES`)."""
         _check_settings(record.settings, record.protocol.recipe.epochs)
         self.record, self.data, self.storage_spec, self.joining, self.device = record, data, storage, joining, device
         self.strategy_factory = strategy
@@ -152,9 +157,12 @@ class Search:
             self._enqueue_anchor(study)
         else:
             study = optuna.load_study(study_name=record.name, storage=storage)
-            if not record.matches(study):
-                raise SearchError(f"study {record.name!r} exists with another space or protocol; choose another --study")
             settings = stored_settings(study) or record.settings  # none in studies of bnextbench 0.1
+            if settings.strategy != record.settings.strategy:
+                raise SearchError(f"study {record.name!r} is a {settings.strategy} study; choose another --study")
+            if not record.matches(study):
+                raise SearchError(f"study {record.name!r} exists with another space, protocol or supernet; choose "
+                                  "another --study")
             if not self.joining:  # `search --trials N` sets the study's size
                 settings = StudySettings(**{**settings.to_dict(), "trials": record.settings.trials})
         workers = register_worker(study, settings)
@@ -192,7 +200,8 @@ class Search:
                        and t.state != optuna.trial.TrialState.FAIL)
             record = replace(self.record, settings=settings)  # a continued study's size, a joined one's settings
             with SearchProgress(self.name, settings.trials, min(done, settings.trials), progress) as shown:
-                strategy = self.strategy_factory(record, self.data, store, shown, self.multi_objective, self.device)
+                factory = self.strategy_factory or STRATEGIES[settings.strategy]
+                strategy = factory(record, self.data, store, shown, self.multi_objective, self.device)
                 WorkerLoop(study, strategy, settings.trials, dead_trials, shown, settings.heartbeat).run()
             return summarize(study)
         except (OperationalError, DatabaseError, StorageInternalError) as exc:

@@ -7,7 +7,8 @@ from typing import Any
 import optuna
 
 from ..models.candidate import Candidate
-from .record import BUDGETS_ATTR, PROTOCOL_ATTR
+from .fidelity import low_fidelity_agreement
+from .record import BUDGETS_ATTR, FIDELITY_ATTR, ONESHOT_ATTR, PROTOCOL_ATTR, SETTINGS_ATTR
 from .storage import load_existing_study
 
 INFEASIBLE_ATTR, SURPLUS_ATTR = "infeasible", "surplus"
@@ -29,7 +30,8 @@ def trial_state(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def summarize(study: optuna.Study) -> dict[str, Any]:
-    """Every trial with its candidate (``arch`` and its name), counts, top-1, run, worker and retried trial."""
+    """Every trial with its candidate (``arch`` and its name), counts, top-1 (a one-shot study's: the score with
+    inherited weights), run, worker and retried trial; the study's strategy, supernet and proxy fidelity."""
     trials = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
@@ -40,8 +42,13 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
             "epochs": attrs.get("epochs"), "run_id": attrs.get("run_id"), "worker": attrs.get("worker"),
             "retry_of": trial.system_attrs.get("failed_trial"),
         })
-    return {"study": study.study_name, "budgets": study.user_attrs.get(BUDGETS_ATTR),
-            "protocol": study.user_attrs.get(PROTOCOL_ATTR), "trials": trials}
+    attrs = study.user_attrs
+    strategy = (attrs.get(SETTINGS_ATTR) or {}).get("strategy", "multi-trial")
+    fidelity = attrs.get(FIDELITY_ATTR) if strategy == "oneshot" else low_fidelity_agreement(
+        study.get_trials(deepcopy=False))
+    return {"study": study.study_name, "strategy": strategy, "budgets": attrs.get(BUDGETS_ATTR),
+            "protocol": attrs.get(PROTOCOL_ATTR), "oneshot": attrs.get(ONESHOT_ATTR), "fidelity": fidelity,
+            "trials": trials}
 
 
 def load_summary(name: str, storage_spec: str) -> dict[str, Any]:

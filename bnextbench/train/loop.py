@@ -28,13 +28,15 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
 from ..complexity import count_model
-from ..data import ImageData, TensorImages, load_data, normalize, train_transform
+from ..data import ImageData, TensorImages, default_holdout, hold_out, load_data, normalize, train_transform
 from ..errors import BnextbenchError
 from ..io import atomic_torch_save, read_checkpoint
 from ..models import BNext, BNextSpec, create_model, list_models
 from ..models.candidate import Candidate
 from ..nn import apply_constraints
-from ..profiling import uses_small_input
+from ..oneshot.supernet import SUPERNET_MODEL, BNextSupernet, build_supernet
+from ..oneshot.training import SandwichStep, supernet_name
+from ..profiling import profile_spec, uses_small_input
 from ..provenance import git_commit, package_versions
 from ..store import Store
 from .distill import TeacherCurriculum, kd_loss, load_teacher
@@ -43,7 +45,8 @@ from .recipe import Recipe, clip_gradients, optimizer_for, scheduler_for, set_ta
 
 TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
 LAST_CHECKPOINT = "last.pt"
-RESUMED_SETTINGS = ("data", "train_limit", "resolution", "teacher", "assistants", "width_mult")
+RESUMED_SETTINGS = ("data", "train_limit", "resolution", "teacher", "assistants", "width_mult", "holdout",
+                    "supernet_space", "random_subnets")
 
 
 class TrainingDiverged(BnextbenchError):
@@ -76,18 +79,24 @@ class TrainConfig:
     eval_batch_size: int = 512
     study: str | None = None  # the search study and trial this run trains a candidate for
     trial_number: int | None = None
+    holdout: int | None = None  # training images validated on instead of the test split (data.hold_out)
+    supernet_space: dict[str, Any] | None = None  # a bnext space definition: train its supernet instead of `model`
+    random_subnets: int = 2  # per supernet step, besides the largest and the smallest
 
     def __post_init__(self) -> None:
         if not self.width_mult > 0:
             raise BnextbenchError(f"--width-mult must be positive, got {self.width_mult}")
-        for flag, value in (("--train-limit", self.train_limit), ("--resolution", self.resolution)):
+        if isinstance(self.random_subnets, bool) or not isinstance(self.random_subnets, int) or self.random_subnets < 0:
+            raise BnextbenchError(f"--random-subnets must be a non-negative integer, got {self.random_subnets}")
+        for flag, value in (("--train-limit", self.train_limit), ("--resolution", self.resolution),
+                            ("--holdout", self.holdout)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise BnextbenchError(f"{flag} must be a positive integer, got {value}")
 
     def protocol(self, data: ImageData) -> Protocol:
         """What this run trains under, on ``data`` as loaded for it."""
         teacher = " + ".join([*self.assistants, self.teacher]) if self.teacher else None
-        return Protocol(data.spec, data.resolution, self.train_limit, self.recipe, teacher)
+        return Protocol(data.spec, data.resolution, self.train_limit, self.recipe, teacher, self.holdout)
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -99,7 +108,10 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def model_recipe(config: TrainConfig, num_classes: int, resolution: int) -> dict[str, Any]:
-    """How to rebuild the model: registry name and keyword arguments, or a BNext spec."""
+    """How to rebuild the model: registry name and keyword arguments, a BNext spec, or a supernet's space."""
+    if config.supernet_space is not None:
+        return {"model": SUPERNET_MODEL, "arch_spec": None, "space": config.supernet_space,
+                "model_kwargs": {"num_classes": num_classes, "stem_stride": 1 if uses_small_input(resolution) else 2}}
     if config.spec is not None:
         spec = replace(config.spec, num_classes=num_classes, stem_stride=1 if uses_small_input(resolution) else 2)
         return {"model": "bnext_spec", "arch_spec": spec.to_dict(), "model_kwargs": {}}
@@ -112,7 +124,9 @@ def model_recipe(config: TrainConfig, num_classes: int, resolution: int) -> dict
 
 
 def build_model(description: dict[str, Any]) -> nn.Module:
-    """A model from :func:`model_recipe`'s description (registry names, BNext specs, or timm teachers)."""
+    """A model from :func:`model_recipe`'s description (registry names, BNext specs, supernets, timm teachers)."""
+    if description["model"] == SUPERNET_MODEL:
+        return build_supernet(description)
     if description.get("arch_spec"):
         return BNext(BNextSpec.from_dict(description["arch_spec"]))
     if description["model"] in list_models():
@@ -154,9 +168,10 @@ BATCH_NORM_CALIBRATION_IMAGES = 1024
 
 
 def recalibrate_batch_norm(model: nn.Module, data: ImageData, device: torch.device, batch_size: int,
-                           seed: int) -> None:
+                           seed: int, images: int = BATCH_NORM_CALIBRATION_IMAGES) -> None:
     """Set every BatchNorm's running statistics to those of the current weights, measured on up to
-    :data:`BATCH_NORM_CALIBRATION_IMAGES` training images, un-augmented like the test images.
+    ``images`` training images, un-augmented like the test images (each statistic the plain average over
+    the batches, which are of near-equal size).
 
     The running averages (momentum 0.1) trail the weights by about ten steps and still hold 0.9^steps
     of their initial variance 1. Early in training a binary conv's latent weights (init std 1e-3) move
@@ -164,7 +179,7 @@ def recalibrate_batch_norm(model: nn.Module, data: ImageData, device: torch.devi
     running variances are 10^3 times the true ones and the eval-mode network sits at chance. Late in a
     long run both estimates agree. The draw depends on ``seed`` only, so a resumed run recalibrates alike.
     """
-    count = min(BATCH_NORM_CALIBRATION_IMAGES, len(data.train_labels))
+    count = min(images, len(data.train_labels))
     chosen = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(seed))[:count]
     # Near-equal batches, as the cumulative average update_bn keeps weighs every batch alike.
     batches = (normalize(data.train_images[part].to(device), data.mean, data.std)
@@ -212,6 +227,10 @@ class Trainer:
             self.config = replace(self.config, recipe=self.recipe, **resumed["settings"])
         config, recipe = self.config, self.recipe
         data = load_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download)
+        if config.supernet_space is not None and config.holdout is None:  # a supernet always validates held out
+            self.config = config = replace(config, holdout=default_holdout(len(data.train_labels)))
+        if config.holdout is not None:
+            data = hold_out(data, config.holdout, recipe.seed)
         curriculum = None
         if config.teacher:
             main = load_teacher(config.teacher, data.num_classes, self.device)
@@ -224,6 +243,8 @@ class Trainer:
                                                                                   data.resolution)
         torch.manual_seed(recipe.seed)
         model = build_model(description).to(self.device)
+        self.step = (SandwichStep(model, config.random_subnets, recipe.seed, recipe.kd_weighting)
+                     if isinstance(model, BNextSupernet) else plain_step)
         optimizer = optimizer_for(model, recipe)
         scheduler = scheduler_for(optimizer, recipe)
         start_epoch = 0
@@ -266,15 +287,19 @@ class Trainer:
     def _create_run(self, model: nn.Module, description: dict[str, Any], data: ImageData) -> int:
         config = self.config
         complexity = None
-        if hasattr(model, "layer_sites"):
+        if isinstance(model, BNextSupernet):  # the counts of its largest subnet
+            complexity = profile_spec(model.largest, data.resolution).to_dict()
+        elif hasattr(model, "layer_sites"):
             complexity = count_model(model, data.resolution).to_dict()
         spec = BNextSpec.from_dict(description["arch_spec"]) if description["arch_spec"] else None
         candidate = Candidate.of_spec(spec) if spec is not None else Candidate(config.model,
                                                                                width_mult=config.width_mult)
+        name = supernet_name(model.space) if isinstance(model, BNextSupernet) else candidate.name
         return self.store.create_run(
             config.protocol(data),
+            kind="supernet" if isinstance(model, BNextSupernet) else "train",
             model=candidate.name if spec is not None else description["model"],
-            candidate=candidate.name,
+            candidate=name,
             width_mult=config.width_mult,
             arch_spec=description["arch_spec"],
             arch_hash=spec.hash if spec is not None else None,
@@ -354,21 +379,21 @@ class Trainer:
         trainable = [p for p in model.parameters() if p.requires_grad]
         batches = progress.add_task(f"epoch {epoch + 1}/{recipe.epochs}", total=len(loader), status="")
         loss_sum, correct, seen = 0.0, 0, 0
-        for images, labels in loader:
+        for index, (images, labels) in enumerate(loader):
             images = normalize(images.to(self.device, non_blocking=True), data.mean, data.std)
             labels = labels.to(self.device, non_blocking=True)
-            logits = model(images)
-            if curriculum is not None:
-                loss = kd_loss(logits, curriculum.logits(epoch, images), recipe.kd_weighting)
-            else:
-                loss = F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
-            value = loss.item()
-            if not math.isfinite(value):
+
+            def supervised_loss(logits: torch.Tensor) -> torch.Tensor:
+                if curriculum is not None:
+                    return kd_loss(logits, curriculum.logits(epoch, images), recipe.kd_weighting)
+                return F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
+
+            optimizer.zero_grad(set_to_none=True)
+            value, logits = self.step(model, images, supervised_loss, (epoch, index))
+            if not math.isfinite(value):  # raised before the step: the weights stay those of the last good step
                 raise TrainingDiverged(
                     f"loss became {value} in epoch {epoch + 1}; the last good checkpoint is kept (lower --lr?)"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             clip_gradients(trainable, recipe.grad_clip)
             optimizer.step()
             apply_constraints(model)
@@ -378,6 +403,15 @@ class Trainer:
             progress.update(batches, advance=1, status=f"loss {loss_sum / seen:.3f}")
         progress.remove_task(batches)
         return {"loss": loss_sum / max(seen, 1), "top1": 100.0 * correct / max(seen, 1), "images": seen}
+
+
+def plain_step(model: nn.Module, images: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
+               _position: tuple[int, int]) -> tuple[float, torch.Tensor]:
+    """Forward, loss and backward of one batch: (loss value, logits). The trainer then clips and steps."""
+    logits = model(images)
+    loss = loss_of(logits)
+    loss.backward()
+    return loss.item(), logits
 
 
 def train(config: TrainConfig, store: Store | None = None, progress: bool = True,

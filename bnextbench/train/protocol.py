@@ -33,20 +33,24 @@ def protocol_keys(canonical: dict[str, Any]) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Protocol:
-    """Data spec, input resolution, training-set limit, recipe (epochs and seed included) and teachers."""
+    """Data spec, input resolution, training-set limit, recipe (epochs and seed included), teachers, and the
+    training images held out for validation (see :func:`bnextbench.data.hold_out`)."""
 
     data: str
     resolution: int
     train_limit: int | None
     recipe: Recipe
     teacher: str | None = None  # the teachers of a distilled run, assistants first, joined by " + "
+    holdout: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The canonical form, as studies store it (``teacher`` only when distilled)."""
+        """The canonical form, as studies store it (``teacher`` only when distilled, ``holdout`` when set)."""
         data = {"data": self.data, "resolution": self.resolution, "train_limit": self.train_limit,
                 "recipe": self.recipe.to_dict()}
         if self.teacher is not None:
             data["teacher"] = self.teacher
+        if self.holdout is not None:
+            data["holdout"] = self.holdout
         return data
 
     @classmethod
@@ -54,7 +58,7 @@ class Protocol:
         if not isinstance(data, dict) or not {"data", "resolution", "train_limit", "recipe"} <= set(data):
             raise BnextbenchError("a protocol needs data, resolution, train_limit and recipe")
         return cls(data["data"], data["resolution"], data["train_limit"], Recipe.from_dict(data["recipe"]),
-                   data.get("teacher"))
+                   data.get("teacher"), data.get("holdout"))
 
     @property
     def seed(self) -> int:
