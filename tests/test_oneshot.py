@@ -198,7 +198,6 @@ def oneshot_study(tmp_path_factory):
     """A one-shot search on digits: a 2-epoch supernet, 12 scored trials, the 3 best retrained for 2 epochs."""
     import os
 
-    from bnextbench.cli import app
     from tests.helpers import invoke, last_json
 
     root = tmp_path_factory.mktemp("oneshot")
@@ -211,7 +210,6 @@ def oneshot_study(tmp_path_factory):
                       "--format", "json")
     finally:
         os.chdir(cwd)
-    assert app is not None
     return root, last_json(text)
 
 

@@ -12,21 +12,20 @@ draws what the uninterrupted one would have.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from typing import Any, Callable
 
 import torch
 
 from ..models import BNextSpec
+from ..search.space import space_definition
 from ..train.distill import kd_loss
 from .supernet import BNextSupernet
 
 
 def supernet_name(space: Any) -> str:
     """The name a supernet's run goes by: ``supernet-<digest of its space's definition>``."""
-    text = json.dumps(space.definition, sort_keys=True, separators=(",", ":"))
-    return f"supernet-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return f"supernet-{hashlib.sha256(space_definition(space).encode()).hexdigest()[:16]}"
 
 
 class SandwichStep:
