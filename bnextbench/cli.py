@@ -10,10 +10,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, limits
 from .complexity import OPS_RULES
 from .data import AUGMENTATIONS
 from .errors import BnextbenchError
+from .limits import help_with
 from .models import DEFAULT_RESOLUTION, list_models
 from .models.checkpoint import REFERENCE_VARIANTS
 from .report.formats import REPORT_FORMATS
@@ -166,28 +167,28 @@ def _train_config(
                        download=download)
 
 
-EpochsOption = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
-BatchOption = Annotated[int, typer.Option("--batch-size", help="Images per step.")]
-WidthOption = Annotated[float, typer.Option("--width-mult", help="Scale every channel (multiples of 8).")]
-LimitOption = Annotated[Optional[int], typer.Option("--train-limit", help="Class-balanced, seeded subset of N "
-                                                    "training images.")]
-ResolutionOption = Annotated[Optional[int], typer.Option("--resolution", help="Input side in pixels (default: "
-                                                         "the data's natural size; digits 16).")]
+EpochsOption = Annotated[int, typer.Option("--epochs", help=help_with(limits.EPOCHS, "Training epochs"))]
+BatchOption = Annotated[int, typer.Option("--batch-size", help=help_with(limits.BATCH_SIZE, "Images per step"))]
+WidthOption = Annotated[float, typer.Option("--width-mult", help=help_with(limits.WIDTH_MULT, "Scale every channel (multiples of 8)"))]
+LimitOption = Annotated[Optional[int], typer.Option("--train-limit", help=help_with(
+    limits.TRAIN_LIMIT, "Class-balanced, seeded subset of N training images"))]
+ResolutionOption = Annotated[Optional[int], typer.Option("--resolution", help=help_with(
+    limits.RESOLUTION, "Input side in pixels (default: the data's natural size; digits 16)"))]
 TeacherOption = Annotated[Optional[Path], typer.Option("--teacher", help="Main teacher (from `bnextbench teacher "
                                                        "train`); enables distillation.")]
 AssistantOption = Annotated[list[Path], typer.Option("--assistant", help="Assistant teacher per phase, in order "
                                                      "(repeatable).")]
 KdOption = Annotated[KdWeighting, typer.Option("--kd-weighting", help="Teacher weights per sample (paper) or "
                                                "per batch (reference code).")]
-LrOption = Annotated[float, typer.Option("--lr", help="Peak AdamW learning rate.")]
-SignAtOption = Annotated[float, typer.Option("--sign-at", help="Fraction of training after which weights are "
-                                             "pure sign (tau < 1e-7).")]
-TauOption = Annotated[Optional[float], typer.Option("--tau-decay", help="tau multiplier per epoch (0.9 = the "
-                                                    "512-epoch recipe); overrides --sign-at.")]
-SmoothingOption = Annotated[float, typer.Option("--label-smoothing", help="Label smoothing without a teacher.")]
+LrOption = Annotated[float, typer.Option("--lr", help=help_with(limits.LR, "Peak AdamW learning rate"))]
+SignAtOption = Annotated[float, typer.Option("--sign-at", help=help_with(
+    limits.SIGN_AT, "Fraction of training after which weights are pure sign (tau < 1e-7)"))]
+TauOption = Annotated[Optional[float], typer.Option("--tau-decay", help=help_with(
+    limits.TAU_DECAY, "tau multiplier per epoch (0.9 = the 512-epoch recipe); overrides --sign-at"))]
+SmoothingOption = Annotated[float, typer.Option("--label-smoothing", help=help_with(limits.LABEL_SMOOTHING, "Label smoothing without a teacher"))]
 AugmentOption = Annotated[Augment, typer.Option("--augment", help="cifar (pad-crop + flip), flip (only), bnext (RandAugment "
                                                 "m7 + random-resized crop + flip, timm), none.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of initialisation, data order and augmentation.")]
+SeedOption = Annotated[int, typer.Option("--seed", help=help_with(limits.SEED, "Seed of initialisation, data order and augmentation"))]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Checkpoint folder (default "
                                                    "results/checkpoints/run-ID).")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the run whose last.pt is in --out.")]
@@ -239,7 +240,7 @@ def evaluate(
     data: DataOption = "digits",
     resolution: ResolutionOption = None,
     device: DeviceOption = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Test images per forward pass.")] = 512,
+    batch_size: Annotated[int, typer.Option("--batch-size", help=help_with(limits.EVAL_BATCH_SIZE, "Test images per forward pass"))] = 512,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """Top-1 / top-5 accuracy (%) of a checkpoint on the test split of --data."""
@@ -270,7 +271,7 @@ def runs(
     """List the runs in the results database (accuracies in %, speed in training images per second)."""
     from .store import Store, run_summary
 
-    store = Store(db)
+    store = Store.existing(db)
     if run_id is not None:
         run = store.get_run(run_id)
         epochs = [{key: getattr(m, key) for key in EPOCH_FIELDS} for m in run.epochs]
@@ -287,19 +288,21 @@ def runs(
 Sampler = _choices("Sampler", ("tpe", "nsga2", "random"))
 Pruner = _choices("Pruner", ("sh", "hyperband", "none"))
 Strategy = _choices("Strategy", ("multi-trial", "oneshot"))
-HoldoutOption = Annotated[Optional[int], typer.Option("--holdout", help="Training images (class-balanced, seeded) "
-                                                      "held out from the supernet to score candidates on; default a "
-                                                      "fifth, at most 5000.")]
+HoldoutOption = Annotated[Optional[int], typer.Option("--holdout", help=help_with(
+    limits.HOLDOUT, "Training images (class-balanced, seeded) held out from the supernet to score candidates on; "
+    "default a fifth, at most 5000"))]
 
 
 StorageOption = Annotated[Optional[str], typer.Option("--storage", help="Optuna storage shared by the workers: "
                                                       "postgresql://USER@HOST/DB (many machines), journal:PATH (many "
                                                       "processes on one host) or any SQLAlchemy URL (default: the "
                                                       "results database).")]
-HeartbeatOption = Annotated[int, typer.Option("--heartbeat", help="Seconds between heartbeats of a running trial on "
-                                              "a database storage; fixed when the study is created.")]
-GraceOption = Annotated[Optional[int], typer.Option("--grace", help="Seconds without a heartbeat after which a trial "
-                                                    "counts as dead and is retried once (default 2 x --heartbeat).")]
+HeartbeatOption = Annotated[int, typer.Option("--heartbeat", help=help_with(
+    limits.HEARTBEAT, "Seconds between heartbeats of a running trial on a database storage; fixed when the study is "
+    "created"))]
+GraceOption = Annotated[Optional[int], typer.Option("--grace", help=help_with(
+    limits.GRACE, "Seconds without a heartbeat after which a trial counts as dead and is retried once (default 2 x "
+    "--heartbeat)"))]
 
 
 @app.command()
@@ -310,9 +313,9 @@ def search(
     space: Annotated[Optional[Path], typer.Option("--space", help="Search space YAML (default "
                                                   "search_spaces/bnext.yaml).")] = None,
     data: DataOption = "digits",
-    trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should hold (trained, pruned "
-                                        "or infeasible).")] = 10,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per candidate (the fidelity).")] = 3,
+    trials: Annotated[int, typer.Option("--trials", help=help_with(
+        limits.TRIALS, "Finished trials the study should hold (trained, pruned or infeasible)"))] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", help=help_with(limits.EPOCHS, "Training epochs per candidate (the fidelity)"))] = 3,
     batch_size: BatchOption = 64,
     train_limit: LimitOption = None,
     resolution: ResolutionOption = None,
@@ -326,18 +329,19 @@ def search(
     heartbeat: HeartbeatOption = 60,
     grace: GraceOption = None,
     seed: SeedOption = 0,
-    noise_seeds: Annotated[int, typer.Option("--noise-seeds", help="Then train the winner with N more seeds and "
-                                             "print its top-1 spread over seeds (0: skip).")] = 2,
+    noise_seeds: Annotated[int, typer.Option("--noise-seeds", help=help_with(
+        limits.NOISE_SEEDS, "Then train the winner with N more seeds and print its top-1 spread over seeds (0: skip)"))] = 2,
     strategy: Annotated[Strategy, typer.Option("--strategy", help="multi-trial: train every candidate for --epochs; "
                                                "oneshot: score every candidate in seconds with a supernet's "
                                                "weights, then retrain the best --retrain.")] = Strategy.multi_trial,
     supernet: Annotated[Optional[int], typer.Option("--supernet", help="oneshot: the run id of a trained supernet "
                                                     "(`bnextbench supernet train`); default: train one first.")] = None,
-    supernet_epochs: Annotated[Optional[int], typer.Option("--supernet-epochs", help="oneshot: epochs of the "
-                                                           "supernet it trains (default --epochs).")] = None,
+    supernet_epochs: Annotated[Optional[int], typer.Option("--supernet-epochs", help=help_with(
+        limits.SUPERNET_EPOCHS, "oneshot: epochs of the supernet it trains (default --epochs)"))] = None,
     holdout: HoldoutOption = None,
-    retrain: Annotated[int, typer.Option("--retrain", help="oneshot: best candidates then trained stand-alone for "
-                                         "--epochs; their top-1 against the scores is the proxy's fidelity.")] = 3,
+    retrain: Annotated[int, typer.Option("--retrain", help=help_with(
+        limits.RETRAIN, "oneshot: best candidates then trained stand-alone for --epochs; their top-1 against the "
+        "scores is the proxy's fidelity"))] = 3,
     device: DeviceOption = None,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
@@ -360,10 +364,10 @@ def search(
                           epochs=epochs, batch_size=batch_size, train_limit=train_limit, resolution=resolution,
                           sampler=sampler.value, pruner=pruner.value, study=study, storage=storage, seed=seed,
                           heartbeat=heartbeat, grace=grace, device=device)
+    oneshot = OneShotConfig(supernet, supernet_epochs, holdout, retrain=retrain)
     configured = Search.configure(config)  # validates budgets, space, data and feasibility before any write
     store = Store(db)
     if strategy is Strategy.oneshot:
-        oneshot = OneShotConfig(supernet, supernet_epochs, holdout, retrain=retrain)
         result = run_oneshot(configured, oneshot, store)
         _emit_trials(result, result["trials"], output)
         if output is OutputFormat.table:
@@ -379,8 +383,9 @@ def search(
 TRIAL_COLUMNS = (
     Field("rank", "rank"), Field("number", "trial"), Field("state", "state", left=True),
     Field("top1", "top-1 (%)", fixed(".2f")), Field("bops", "BOPs (M)", fixed(".1f", 1e6)),
-    Field("ops", "OPs (M)", fixed(".2f", 1e6)), Field("params", "params (M)", fixed(".3f", 1e6)),
-    Field("run_id", "run"), Field("candidate", "candidate", left=True),
+    Field("budget_share", "of budget (%)", fixed(".0f", 0.01)), Field("ops", "OPs (M)", fixed(".2f", 1e6)),
+    Field("params", "params (M)", fixed(".3f", 1e6)), Field("epochs", "epochs"), Field("run_id", "run"),
+    Field("candidate", "candidate", left=True),
 )
 
 
@@ -423,7 +428,7 @@ def show(
     from .search.summary import best_per_bucket, load_summary, pareto_front
     from .store import Store
 
-    result = load_summary(study, storage or Store(db).url)
+    result = load_summary(study, storage or Store.existing(db).url)
     front, buckets = pareto_front(result["trials"]), best_per_bucket(result["trials"])
     document = {**result, "pareto_front": front, "best_per_bucket": buckets}
     if output is not OutputFormat.table:
@@ -438,8 +443,8 @@ def show(
 @app.command("proxy-check")
 def proxy_check(
     study: Annotated[str, typer.Argument(help="A one-shot study (`bnextbench search --strategy oneshot`).")],
-    candidates: Annotated[int, typer.Option("--candidates", help="Scored candidates to retrain, spread evenly over "
-                                            "the study's BOPs range.")] = 8,
+    candidates: Annotated[int, typer.Option("--candidates", help=help_with(
+        limits.PROXY_CANDIDATES, "Scored candidates to retrain, spread evenly over the study's BOPs range"))] = 8,
     db: DbOption = None,
     storage: StorageOption = None,
     device: DeviceOption = None,
@@ -451,7 +456,7 @@ def proxy_check(
     from .search.record import read_study_record
     from .store import Store
 
-    store = Store(db)
+    store = Store.existing(db)
     spec = storage or store.url
     fidelity = check(read_study_record(study, spec), spec, store, candidates, device)
     rows = [{**pair, "number": pair["trial"]} for pair in fidelity["retrained"]]
@@ -482,7 +487,7 @@ def plot_curves(
     from .store import Store
 
     target = out or Path("results") / f"run-{run_id}-curves.png"
-    plot_training_curves(Store(db).get_run(run_id), target)
+    plot_training_curves(Store.existing(db).get_run(run_id), target)
     say(f"wrote {target}")
 
 
@@ -500,8 +505,8 @@ def supernet_train(
     train_limit: LimitOption = None,
     resolution: ResolutionOption = None,
     holdout: HoldoutOption = None,
-    random_subnets: Annotated[int, typer.Option("--random-subnets", help="Random subnets per step besides the "
-                                                "largest and the smallest (sandwich rule).")] = 2,
+    random_subnets: Annotated[int, typer.Option("--random-subnets", help=help_with(
+        limits.RANDOM_SUBNETS, "Random subnets per step besides the largest and the smallest (sandwich rule)"))] = 2,
     teacher: TeacherOption = None,
     lr: LrOption = 2e-3,
     sign_at: SignAtOption = 0.3,
@@ -676,10 +681,10 @@ def compare(
         build_leaderboard,
         counted_csv,
         counted_rows,
-        open_store,
         to_csv,
         to_json,
     )
+    from .store import Store
 
     if counted:  # needs no results database
         rows = counted_rows()
@@ -691,7 +696,7 @@ def compare(
             console.print(table(rows, _board_fields(COUNTED_COLUMNS), "published against counted at 224 px, 1000 "
                                 "classes (difference = counted / published - 1)", drop_empty=True))
         return
-    board = build_leaderboard(open_store(db), study, data)
+    board = build_leaderboard(Store.existing(db), study, data)
     if output is OutputFormat.json:
         emit([], (), output.value, document=to_json(board))
     elif output is OutputFormat.csv:
@@ -718,9 +723,10 @@ def report(
     """Write the leaderboard (Markdown, CSV, JSON, self-contained HTML), a Pareto plot of top-1 (%) against OPs
     (BOPs/64 + FLOPs, log scale; PNG and SVG) and the report's provenance; or model cards of chosen runs. Tables
     give BOPs, FLOPs, OPs and params in millions at each row's resolution; JSON gives absolute counts."""
-    from .report import build_leaderboard, open_store, write_model_cards, write_report
+    from .report import build_leaderboard, write_model_cards, write_report
+    from .store import Store
 
-    store = open_store(db)
+    store = Store.existing(db)
     if model_card:
         written = write_model_cards(store, model_card, out)
     else:
@@ -761,13 +767,21 @@ def main() -> None:
 
     keep_freed_memory()
     try:
-        app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
+        # Without standalone mode Typer returns the exit code of a command it ended: 130 for Ctrl-C.
+        code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
     except BnextbenchError as exc:
         _fail(str(exc))
     except typer.TyperException as exc:  # usage errors raised by Typer's click
         _fail(exc.format_message())
-    except typer.Abort:
-        _fail("aborted", code=130)
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a command's body
+        code = INTERRUPTED
+    if code == INTERRUPTED:  # the records are already kept (runs and trials marked interrupted)
+        _fail("interrupted", code=INTERRUPTED)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+INTERRUPTED = 130  # the shell's exit status for SIGINT
 
 
 def _fail(message: str, code: int = 2) -> None:

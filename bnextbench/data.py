@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -18,8 +19,9 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from .errors import BnextbenchError
+from .errors import BnextbenchError, BnextbenchWarning
 from .io import atomic_torch_save
+from .limits import RESOLUTION, TRAIN_LIMIT
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 DATA_KINDS = ("digits", "imagefolder", "cifar10", "cifar100")
@@ -110,28 +112,44 @@ def _load_digits(resolution: int) -> tuple:
     return classes, images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], *normalization("digits")
 
 
+def _unreadable(exc: OSError, fallback: Path) -> DataError:
+    return DataError(f"cannot read {exc.filename or fallback}: {exc.strerror or exc.__class__.__name__}")
+
+
 def _class_folders(root: Path) -> dict[str, list[Path]]:
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    """Image files per class folder; a folder or link that cannot be followed (a symlink loop) is named."""
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir())
+        listed = {folder.name: sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                  for folder in folders}
+        for paths in listed.values():
+            for path in paths:
+                if not path.is_file():
+                    raise DataError(f"cannot read {path}: not a regular file (a broken link or a link loop?)")
+    except OSError as exc:
+        raise _unreadable(exc, root) from None
     if not folders:
         raise DataError(f"{root} has no class folders")
-    return {
-        folder.name: sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for folder in folders
-    }
+    return listed
 
 
-def _decode_folder(files: dict[str, list[Path]], classes: list[str], resolution: int) -> tuple:
+def _decode_image(path: Path) -> torch.Tensor:
+    """One image file as a uint8 3 x H x W tensor; a file that is no image names itself."""
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2 import functional as TF
 
+    try:
+        with Image.open(path) as image:
+            return TF.pil_to_tensor(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:  # SyntaxError: PIL's bad headers
+        raise DataError(f"cannot decode image {path}: {exc.__class__.__name__}") from None
+
+
+def _decode_folder(files: dict[str, list[Path]], classes: list[str], resolution: int) -> tuple:
     images, labels = [], []
     for label, name in enumerate(classes):
         for path in files[name]:
-            try:
-                with Image.open(path) as image:
-                    tensor = TF.pil_to_tensor(image.convert("RGB"))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise DataError(f"cannot decode image {path}: {exc.__class__.__name__}") from None
-            images.append(resize(tensor, resolution))
+            images.append(resize(_decode_image(path), resolution))
             labels.append(label)
     if not images:
         raise DataError("no images found (expected .jpg/.png files inside the class folders)")
@@ -149,10 +167,15 @@ def _cache_path(kind: str, files: dict[str, dict[str, list[Path]]], resolution: 
     return root / "data" / f"{digest.hexdigest()[:24]}.pt"
 
 
+def _test_folder(root: Path) -> Path | None:
+    """ROOT/val, else ROOT/test, else None."""
+    return next((root / name for name in ("val", "test") if (root / name).is_dir()), None)
+
+
 def _load_imagefolder(root: Path, resolution: int) -> tuple:
     if not root.is_dir():
         raise DataError(f"data path {root} is not a directory")
-    test_dir = next((root / name for name in ("val", "test") if (root / name).is_dir()), None)
+    test_dir = _test_folder(root)
     if not (root / "train").is_dir() or test_dir is None:
         raise DataError(f"{root} must hold train/ and val/ (or test/), one folder per class")
     files = {"train": _class_folders(root / "train"), "test": _class_folders(test_dir)}
@@ -160,15 +183,47 @@ def _load_imagefolder(root: Path, resolution: int) -> tuple:
         differ = sorted(set(files["train"]) ^ set(files["test"]))
         raise DataError(f"train and {test_dir.name} class folders differ: {', '.join(differ[:8])}")
     classes = sorted(files["train"])
+    if len(classes) < 2:
+        raise DataError(f"{root} has {len(classes)} class folder(s); classification needs at least 2")
+    _check_fits_memory(sum(len(paths) for split in files.values() for paths in split.values()), resolution)
     cache = _cache_path("imagefolder", files, resolution)
-    if cache.is_file():
-        stored = torch.load(cache, weights_only=True)
-        tensors = (stored["train_images"], stored["train_labels"], stored["test_images"], stored["test_labels"])
-    else:
+    tensors = _read_cache(cache, resolution)
+    if tensors is None:
         tensors = (*_decode_folder(files["train"], classes, resolution), *_decode_folder(files["test"], classes, resolution))
-        # atomic: workers decoding the same folder at once, or a full disk, never leave a half-written cache
-        atomic_torch_save(dict(zip(("train_images", "train_labels", "test_images", "test_labels"), tensors)), cache)
+        try:  # atomic: workers decoding the same folder at once, or a full disk, never leave a half-written cache
+            atomic_torch_save(dict(zip(CACHE_KEYS, tensors)), cache)
+        except BnextbenchError as exc:
+            warnings.warn(f"decoded images not cached ({exc})", BnextbenchWarning, stacklevel=2)
     return classes, *tensors, *normalization("imagefolder")
+
+
+CACHE_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def _read_cache(cache: Path, resolution: int) -> tuple | None:
+    """The decoded tensors kept in ``cache``, or None when there are none or they are damaged (then rebuilt)."""
+    if not cache.is_file():
+        return None
+    try:
+        stored = torch.load(cache, weights_only=True)
+        tensors = tuple(stored[key] for key in CACHE_KEYS)
+        images_ok = all(t.dtype == torch.uint8 and t.shape[1:] == (3, resolution, resolution) for t in tensors[::2])
+        labels_ok = all(len(labels) == len(images) for images, labels in zip(tensors[::2], tensors[1::2]))
+        if images_ok and labels_ok:
+            return tensors
+    except Exception:  # noqa: BLE001 - any damage (truncated zip, wrong payload) means: decode again
+        pass
+    warnings.warn(f"damaged cache {cache}: decoding the images again", BnextbenchWarning, stacklevel=3)
+    return None
+
+
+def _check_fits_memory(images: int, resolution: int) -> None:
+    """Refuse before decoding a set whose uint8 tensors would not fit in this machine's memory."""
+    needed = images * 3 * resolution * resolution
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > total:
+        raise DataError(f"{images:,} images at {resolution} px need {needed / 2**30:,.1f} GiB decoded, more than "
+                        f"this machine's {total / 2**30:,.1f} GiB; lower --resolution")
 
 
 def _load_cifar(kind: str, root: Path, resolution: int, download: bool) -> tuple:
@@ -226,15 +281,12 @@ def hold_out(data: ImageData, count: int, seed: int) -> ImageData:
 
 
 def _first_image_side(root: Path) -> int:
-    """Default resolution of an image folder: the shorter side of its first training image, at most 224."""
-    from PIL import Image
-
-    first = next((p for folder in sorted((root / "train").iterdir()) if folder.is_dir()
-                  for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES), None)
+    """Default resolution of an image folder: the shorter side of its first training image, within 8 to 224."""
+    first = next((path for paths in _class_folders(root / "train").values() for path in paths), None)
     if first is None:
         return DEFAULT_RESOLUTION["imagefolder"]
-    with Image.open(first) as image:
-        return min(min(image.size), DEFAULT_RESOLUTION["imagefolder"])
+    side = min(_decode_image(first).shape[1:])
+    return max(int(RESOLUTION.low), min(side, DEFAULT_RESOLUTION["imagefolder"]))
 
 
 def load_data(
@@ -243,12 +295,13 @@ def load_data(
     """Decode (or read from cache) a data set at ``resolution`` (default: its natural size)."""
     spec = parse_data_spec(text)
     if resolution is None:
-        if spec.kind == "imagefolder" and (spec.path / "train").is_dir():
+        if spec.kind == "imagefolder" and _test_folder(spec.path) is not None and (spec.path / "train").is_dir():
             resolution = _first_image_side(spec.path)
         else:
             resolution = DEFAULT_RESOLUTION[spec.kind]
-    if resolution < 1:
-        raise DataError(f"resolution must be a positive integer, got {resolution}")
+    RESOLUTION.check(resolution)
+    if train_limit is not None:
+        TRAIN_LIMIT.check(train_limit)
     if spec.kind == "digits":
         parts = _load_digits(resolution)
     elif spec.kind == "imagefolder":

@@ -100,6 +100,24 @@ def atomic_write_files(payloads: Mapping[str, bytes], out_dir: str | Path, what:
         raise BnextbenchError(f"cannot write {what} to {out_dir}: {_reason(exc)}") from None
 
 
+def check_writable(path: str | Path, what: str, folder: bool) -> Path:
+    """Refuse, before any work, an output ``path`` that cannot be written: a file where a folder is wanted (or
+    the reverse), a file among its parents, or a folder without write permission. Writes nothing."""
+    path = Path(path)
+    if path.exists():
+        if path.is_dir() != folder:
+            raise BnextbenchError(f"{what} {path} is a {'file' if folder else 'folder'}, not a "
+                                  f"{'folder' if folder else 'file'}")
+        target = path if folder else path.parent
+    else:
+        target = next(parent for parent in path.absolute().parents if parent.exists())
+        if not target.is_dir():
+            raise BnextbenchError(f"cannot write {what} {path}: {target} is a file, not a folder")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise BnextbenchError(f"cannot write {what} {path}: {target} is not writable")
+    return path
+
+
 def read_checkpoint(path: str | Path, what: str = "checkpoint") -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU; a missing, unreadable or unsafe file is one error line."""
     path = Path(path)
@@ -111,9 +129,11 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> Any:
         raise BnextbenchError(
             f"cannot read {what} {path}: not a PyTorch file, or it holds objects that weights-only loading refuses"
         ) from None
-    except Exception as exc:  # torch raises many types for unreadable files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BnextbenchError(f"cannot read {what} {path}: {reason}") from None
+    except Exception as exc:  # torch raises many types for unreadable files, some with a bare number as text
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not reason or reason.isdigit():
+            reason = f"not a PyTorch file ({type(exc).__name__})"
+        raise BnextbenchError(f"cannot read {what} {path}: {reason[:200]}") from None
 
 
 def read_text(path: str | Path, what: str) -> str:

@@ -276,11 +276,18 @@ def database_error(location: Any, exc: BaseException, doing: str = "write to",
     return StoreError(f"cannot {doing} {what} {shown(location)}: {reason}" + (f" ({hint})" if hint else ""))
 
 
+def _resolve(location: str | Path | None) -> str | Path:
+    """``--db`` as given, else $BNEXTBENCH_DB, else results/bnextbench.db; an empty one is an error, not the default."""
+    if location is not None and not str(location).strip():
+        raise StoreError("--db is empty: give a file path or an SQLAlchemy URL")
+    return location or os.environ.get("BNEXTBENCH_DB") or DEFAULT_DB
+
+
 class Store:
     """A results database; ``location`` is an SQLAlchemy URL or a file path (SQLite)."""
 
     def __init__(self, location: str | Path | None = None):
-        location = location or os.environ.get("BNEXTBENCH_DB") or DEFAULT_DB
+        location = _resolve(location)
         text = str(location)
         if "://" not in text:
             path = Path(text)
@@ -301,6 +308,14 @@ class Store:
             self._mark_dead_runs_interrupted()
         except (OperationalError, DatabaseError) as exc:
             raise database_error(location, exc, "open") from None
+
+    @classmethod
+    def existing(cls, location: str | Path | None = None) -> Store:
+        """The results database of a command that only reads: a missing SQLite file is an error, never made."""
+        text = str(_resolve(location))
+        if "://" not in text and not Path(text).is_file():
+            raise StoreError(f"no results database at {text}; train or search first")
+        return cls(text)
 
     def session(self) -> Session:
         return self._sessions()

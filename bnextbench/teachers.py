@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .errors import BnextbenchError
-from .io import atomic_torch_save
+from .io import atomic_torch_save, check_writable
 from .store import Store
 from .train.distill import TEACHER_FORMAT
 from .train.loop import TrainConfig, train
@@ -20,6 +20,7 @@ def train_teacher(config: TrainConfig, out: Path, store: Store | None = None, pr
 
     if not timm.is_model(config.model):
         raise BnextbenchError(f"unknown timm model {config.model!r} for a teacher (see timm.list_models())")
+    check_writable(out, "teacher", folder=False)
     record = train(config, store, progress)
     state = torch.load(record["checkpoint"], map_location="cpu", weights_only=True)
     description = state["model_description"]

@@ -136,7 +136,7 @@ def test_train_evaluate_and_runs(tmp_path, run_cli):
     [
         (("train", "bnext_tiny", "--data", "imagenet"), "unknown data spec"),
         (("train", "bnext_tiny", "--data", "imagefolder:/nonexistent/x"), "is not a directory"),
-        (("train", "bnext_tiny", "--epochs", "0"), "epochs must be a positive integer"),
+        (("train", "bnext_tiny", "--epochs", "0"), "--epochs must be an integer in [1, 100000], got 0"),
         (("train", "bnext_tiny", "--resume"), "--resume needs --out"),
         (("train", "bnext_tiny", "--teacher", "/nonexistent/t.pt"), "teacher checkpoint not found"),
         (("evaluate", "/nonexistent/last.pt"), "checkpoint not found"),

@@ -43,11 +43,12 @@ def test_search_trains_only_candidates_under_budget(tmp_path):
     for trial in trained:
         spec = BNextSpec.from_dict(trial["arch"]["spec"])
         assert profile_spec(spec, 16).bops == trial["bops"] <= 20e6
+        assert trial["budget_share"] == trial["bops"] / 20e6 and trial["epochs"] == 2
         run = store.get_run(trial["run_id"])
         assert run.status == "completed" and run.candidate == trial["candidate"]
     for trial in trials:
         if trial["state"] == "infeasible":
-            assert trial["bops"] > 20e6 and trial["run_id"] is None
+            assert trial["bops"] > 20e6 and trial["run_id"] is None and trial["budget_share"] > 1
     linked = {t.trial_number: t.run_id for t in store.trials("small")}
     assert all(linked[t["number"]] == t["run_id"] for t in trained)
     front = pareto_front(trials)
@@ -182,6 +183,7 @@ def test_search_json_lists_every_trial(tmp_path, run_cli):
     assert result["budgets"] == ["20MBOPs", "2MParams"]
     for trial in result["trials"]:
         assert {"number", "state", "arch", "candidate", "bops", "flops", "ops", "params", "top1"} <= set(trial)
+        assert trial["budget_share"] == max(trial["bops"] / 20e6, trial["params"] / 2e6)  # the nearer to binding
     progress = [line for line in err.splitlines() if line.startswith(f"study {result['study']} [")]
     assert any("epoch 1/1, top-1" in line for line in progress), err  # the log shows each trial's epochs
     assert progress[-1].startswith(f"study {result['study']} [2/2 trials]") and "best " in progress[-1]

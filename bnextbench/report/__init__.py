@@ -4,7 +4,7 @@
 :mod:`.figures` draws it, :mod:`.cards` writes model cards; :mod:`.plots` draws single runs.
 """
 
-from .board import DESIGN_COLUMNS, LEADERBOARD_COLUMNS, build_leaderboard, counted_rows, open_store, study_record
+from .board import DESIGN_COLUMNS, LEADERBOARD_COLUMNS, build_leaderboard, counted_rows, study_record
 from .cards import write_model_cards
 from .formats import COUNTED_COLUMNS, cell_text, counted_csv, to_csv, to_json, write_report
 
@@ -16,7 +16,6 @@ __all__ = [
     "cell_text",
     "counted_csv",
     "counted_rows",
-    "open_store",
     "study_record",
     "to_csv",
     "to_json",

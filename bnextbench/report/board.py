@@ -8,11 +8,9 @@ a :class:`Leaderboard`, :mod:`.figures` draws it.
 
 from __future__ import annotations
 
-import os
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import __version__
@@ -21,7 +19,7 @@ from ..provenance import git_commit
 from ..search.baselines import BASELINE_MODELS
 from ..search.record import StudyRecord, read_study_record
 from ..search.summary import pareto_front
-from ..store import DEFAULT_DB, Run, Store
+from ..store import Run, Store
 from .priors import (
     BNEXT_README_URL,
     MISMATCH_THRESHOLD,
@@ -102,14 +100,6 @@ class Leaderboard:
     def counted(self) -> list[dict[str, Any]]:
         """The published-against-counted rows (counted once per process)."""
         return counted_rows()
-
-
-def open_store(db: str | None) -> Store:
-    """The results database ``db`` (as :class:`Store` resolves it); a missing SQLite file is an error, not created."""
-    location = str(db or os.environ.get("BNEXTBENCH_DB") or DEFAULT_DB)
-    if "://" not in location and not Path(location).is_file():
-        raise ReportError(f"no results database at {location}; train or search first")
-    return Store(location)
 
 
 def _study_run_ids(store: Store, study: str) -> set[int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from ..errors import BnextbenchError
+from ..limits import NOISE_SEEDS
 from ..models.candidate import Candidate
 from ..store import Store
 from .objective import CHECKPOINT_ROOT
@@ -20,9 +20,7 @@ from .retrain import train_or_reuse
 
 
 def check_extra_seeds(extra_seeds: int) -> int:
-    if isinstance(extra_seeds, bool) or not isinstance(extra_seeds, int) or extra_seeds < 0:
-        raise BnextbenchError(f"--noise-seeds must be 0 or a positive integer, got {extra_seeds!r}")
-    return extra_seeds
+    return NOISE_SEEDS.check(extra_seeds)
 
 
 def best_complete_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:

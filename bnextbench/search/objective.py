@@ -23,7 +23,7 @@ from ..data import ImageData
 from ..models.candidate import Candidate
 from ..profiling import profile_candidate, uses_small_input
 from ..store import Store, worker_identity
-from ..train.loop import StopRun
+from ..train.loop import StopRun, TrainingDiverged
 from .progress import SearchProgress
 from .record import StudyRecord
 from .retrain import train_or_reuse
@@ -107,7 +107,14 @@ class CandidateObjective:
             self.store.record_trial(state="infeasible", **row)
             raise optuna.TrialPruned("over budget")
         self.progress.trial_started(trial.number, candidate.name, self.action)
-        top1, run_id = self.evaluate(trial, candidate, row)
+        try:
+            top1, run_id = self.evaluate(trial, candidate, row)
+        except (KeyboardInterrupt, TrainingDiverged) as stopped:  # the trial keeps its row, with the run it left
+            state = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "diverged"
+            trial.set_user_attr(state, True)
+            self.store.record_trial(state=state, run_id=trial.user_attrs.get("run_id"),
+                                    top1=trial.user_attrs.get("top1"), **row)
+            raise
         trial.set_user_attr("run_id", run_id)
         trial.set_user_attr("top1", top1)
         self.store.record_trial(state="complete", run_id=run_id, top1=top1, **row)

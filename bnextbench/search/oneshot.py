@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from .. import limits
 from ..data import default_holdout
 from ..models.candidate import Candidate
 from ..oneshot.scoring import CALIBRATION_IMAGES, SupernetScorer
@@ -45,10 +46,12 @@ class OneShotConfig:
     calibration_images: int = CALIBRATION_IMAGES
 
     def __post_init__(self) -> None:
-        for flag, value, least in (("--retrain", self.retrain, 0), ("--calibration-images", self.calibration_images, 1),
-                                   ("--supernet-epochs", self.supernet_epochs, 1), ("--supernet", self.supernet, 1)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-                raise SearchError(f"{flag} must be an integer of at least {least}, got {value!r}")
+        limits.RETRAIN.check(self.retrain)
+        limits.CALIBRATION_IMAGES.check(self.calibration_images)
+        limits.RANDOM_SUBNETS.check(self.random_subnets)
+        limits.SUPERNET_EPOCHS.check(self.supernet_epochs, optional=True)
+        limits.SUPERNET_RUN.check(self.supernet, optional=True)
+        limits.HOLDOUT.check(self.holdout, optional=True)
 
 
 class ScoreWithSupernet(CandidateObjective):
@@ -185,8 +188,7 @@ def proxy_check(record: StudyRecord, storage_spec: str, store: Store, candidates
     if record.settings.strategy != "oneshot":
         raise SearchError(f"study {record.name!r} is a {record.settings.strategy} study; its low-fidelity "
                           "agreement is printed by `bnextbench show`")
-    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
-        raise SearchError(f"--candidates must be an integer of at least 2, got {candidates!r}")
+    limits.PROXY_CANDIDATES.check(candidates)
     summary = load_summary(record.name, storage_spec)
     chosen = spread_over_budget(summary["trials"], candidates)
     return record_fidelity(record, storage_spec, retrain(record, chosen, store, device, progress))

@@ -9,11 +9,13 @@ They are parsed once, when the search is configured, and read back by workers, `
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
+from ..errors import brief
 from ..train.protocol import Protocol
 from .budget import Budget, parse_budgets
 from .space import space_definition, space_from_dict
@@ -84,6 +86,18 @@ def stored_settings(study: optuna.Study) -> StudySettings | None:
         return None
     return StudySettings(**{key: stored[key] for key in ("sampler", "pruner", "trials", "heartbeat", "grace")},
                          strategy=stored.get("strategy", "multi-trial"))
+
+
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def check_study_name(name: str) -> str:
+    """A study name is also a folder name (its checkpoints go to results/checkpoints/STUDY): letters, digits and
+    ``._+-``, at most 128 characters, never a path out of that folder."""
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name) or ".." in name:
+        raise SearchError(f"study name {brief(name)} must be 1 to 128 letters, digits or ._+- (starting with a "
+                          "letter or digit, no '..'), as it names a folder")
+    return name
 
 
 def read_study_record(name: str, storage_spec: str) -> StudyRecord:

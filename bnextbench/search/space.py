@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import yaml
 from timm.layers import make_divisible
 
-from ..errors import BnextbenchError
+from ..errors import BnextbenchError, brief, clip
 from ..io import read_text
 from ..models import BNEXT_SIZES, BNextSpec, SpecError, list_models
 from ..models.candidate import Candidate
@@ -54,8 +54,8 @@ class BNextSpace:
 
     def __init__(self, data: dict[str, Any]):
         base = data.get("base", "bnext_tiny")
-        if base not in BNEXT_SIZES:
-            raise SpaceError(f"base must be one of {', '.join(BNEXT_SIZES)}, got {base!r}")
+        if not isinstance(base, str) or base not in BNEXT_SIZES:
+            raise SpaceError(f"base must be one of {', '.join(BNEXT_SIZES)}, got {brief(base)}")
         _, self.base_widths, _ = BNEXT_SIZES[base]
         stages = len(self.base_widths)
         self.choices: dict[str, list[Any]] = {
@@ -165,8 +165,8 @@ class RegistrySpace:
 
     def __init__(self, data: dict[str, Any]):
         self.model = data.get("model")
-        if self.model not in list_models():
-            raise SpaceError(f"model must be a registered model, got {self.model!r}")
+        if not isinstance(self.model, str) or self.model not in list_models():
+            raise SpaceError(f"model must be a registered model, got {brief(self.model)}")
         self.choices = {"width_mult": _choices(data, "width_mult", float)}
 
     def suggest(self, trial: Suggester, num_classes: int, stem_stride: int) -> Candidate:
@@ -213,7 +213,7 @@ def _choices(data: dict[str, Any], key: str, kind: type, default: list[Any] | No
             isinstance(option, (int, float)) and not isinstance(option, bool) and option > 0
             and (kind is float or float(option).is_integer()))
         if not valid:
-            raise SpaceError(f"{key}: {option!r} is not a valid {'true/false' if kind is bool else 'positive number'}")
+            raise SpaceError(f"{key}: {brief(option)} is not a valid {'true/false' if kind is bool else 'positive number'}")
     return [kind(option) if kind is not bool else option for option in options]
 
 
@@ -227,33 +227,61 @@ def default_space() -> Path:
     return Path(str(files("bnextbench.search_spaces") / "bnext.yaml"))
 
 
+MAX_SPACE_BYTES = 1 << 20
+MAX_SPACE_NODES = 100_000  # values once aliases are expanded; a real space holds a few hundred
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` that first counts the document's values with every alias expanded, so a few
+    hundred bytes of nested aliases (a "billion laughs" file) are refused before they are built."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        pending, seen = ([root] if root is not None else []), 0
+        while pending:
+            node = pending.pop()
+            seen += 1
+            if seen > MAX_SPACE_NODES:
+                raise SpaceError(f"{where} expands to more than {MAX_SPACE_NODES:,} values (nested YAML aliases?)")
+            if isinstance(node, yaml.SequenceNode):
+                pending.extend(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                pending.extend(item for pair in node.value for item in pair)
+        return None if root is None else loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise SpaceError(f"{where} is not valid YAML{line}") from None
+    finally:
+        loader.dispose()
+
+
 def load_space(path: str | Path):
     """Read and validate a space file; errors name the file and the problem in one line."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_SPACE_BYTES:
+            raise SpaceError(f"{path} is larger than {MAX_SPACE_BYTES >> 20} MiB: not a search space")
         text = read_text(path, "search space")
     except BnextbenchError as exc:
         raise SpaceError(str(exc)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where else ""
-        raise SpaceError(f"{path} is not valid YAML{line}") from None
-    return space_from_dict(data, str(path))
+    return space_from_dict(_parse_yaml(text, str(path)), str(path))
 
 
 def space_from_dict(data: Any, where: str = "the space"):
     """A space from its parsed definition (a space file's mapping, or :func:`space_definition` of a study)."""
     if not isinstance(data, dict):
         raise SpaceError(f"{where} must hold a mapping of options")
+    not_names = [key for key in data if not isinstance(key, str)]
+    if not_names:
+        raise SpaceError(f"{where}: option names must be text, got {brief(not_names[0])}")
     family = data.get("family")
-    if family not in SPACES:
-        raise SpaceError(f"{where}: family must be one of {', '.join(SPACES)}, got {family!r}")
+    if not isinstance(family, str) or family not in SPACES:
+        raise SpaceError(f"{where}: family must be one of {', '.join(SPACES)}, got {brief(family)}")
     space_class = SPACES[family]
     unknown = sorted(set(data) - space_class.keys)
     if unknown:
-        raise SpaceError(f"{where}: unknown option(s) {', '.join(unknown)}")
+        raise SpaceError(f"{where}: unknown option(s) {clip(', '.join(unknown))}")
     try:
         space = space_class(data)
     except SpaceError as exc:

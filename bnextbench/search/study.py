@@ -23,16 +23,19 @@ import optuna
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from sqlalchemy.exc import DatabaseError, OperationalError
 
+from .. import limits
 from ..data import ImageData, load_data
 from ..models import BNEXT_SIZES
 from ..store import Store, database_error
 from ..train import Recipe
+from ..train.loop import check_device
 from ..train.protocol import Protocol
 from .budget import Budget
 from .objective import TrainEachCandidate, fits_budget
 from .oneshot import ScoreWithSupernet
 from .progress import SearchProgress
-from .record import StudyRecord, StudySettings, read_study_record, register_worker, stored_settings
+from .record import (StudyRecord, StudySettings, check_study_name, read_study_record, register_worker,
+                     stored_settings)
 from .space import load_space
 from .storage import SearchError, open_storage, release, uses_heartbeats
 from .summary import summarize
@@ -96,10 +99,12 @@ def _check_settings(settings: StudySettings, epochs: int) -> None:
         raise SearchError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if settings.pruner not in PRUNERS:
         raise SearchError(f"unknown pruner {settings.pruner!r}; choose one of {', '.join(PRUNERS)}")
-    if settings.trials < 1 or epochs < 1:
-        raise SearchError("--trials and --epochs must be positive integers")
-    if settings.heartbeat < 1 or settings.grace <= settings.heartbeat:
-        raise SearchError("--heartbeat must be at least 1 s and --grace longer than --heartbeat")
+    limits.TRIALS.check(settings.trials)
+    limits.EPOCHS.check(epochs)
+    limits.HEARTBEAT.check(settings.heartbeat)
+    limits.GRACE.check(settings.grace)
+    if settings.grace <= settings.heartbeat:
+        raise SearchError(f"--grace ({settings.grace} s) must be longer than --heartbeat ({settings.heartbeat} s)")
 
 
 class Search:
@@ -124,11 +129,12 @@ class Search:
         settings = StudySettings(config.sampler, config.pruner, config.trials, config.heartbeat,
                                  config.grace if config.grace is not None else 2 * config.heartbeat)
         _check_settings(settings, config.epochs)
+        name = check_study_name(config.study or f"search-{'-'.join(b.text for b in config.budgets)}")
+        check_device(config.device)
         space = load_space(config.space)
         data = load_data(config.data, config.resolution, config.train_limit, config.seed)
         recipe = Recipe(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed)
         protocol = Protocol(data.spec, data.resolution, config.train_limit, recipe)
-        name = config.study or f"search-{'-'.join(b.text for b in config.budgets)}"
         record = StudyRecord(name, tuple(config.budgets), space, protocol, settings)
         return cls(record, data, config.storage, device=config.device)
 

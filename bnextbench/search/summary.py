@@ -7,11 +7,13 @@ from typing import Any
 import optuna
 
 from ..models.candidate import Candidate
+from .budget import Budget, parse_budget
 from .fidelity import low_fidelity_agreement
 from .record import BUDGETS_ATTR, FIDELITY_ATTR, ONESHOT_ATTR, PROTOCOL_ATTR, SETTINGS_ATTR
 from .storage import load_existing_study
 
 INFEASIBLE_ATTR, SURPLUS_ATTR = "infeasible", "surplus"
+STOPPED_STATES = ("interrupted", "diverged")  # trials stopped by the user, or whose training diverged
 ARCH_ATTR, NAME_ATTR = "candidate", "candidate_name"  # the candidate's arch object and its one name
 
 
@@ -23,22 +25,34 @@ def candidate_name_of(attrs: dict[str, Any]) -> str | None:
 
 
 def trial_state(trial: optuna.trial.FrozenTrial) -> str:
-    """complete, pruned, infeasible (over budget), fail (its worker died, or an error), surplus (asked for after
-    the study was full, never run), running or waiting."""
+    """complete, pruned, infeasible (over budget), fail (its worker died, or an error), interrupted (by the
+    user), diverged, surplus (asked for after the study was full, never run), running or waiting."""
     attrs = trial.user_attrs
-    return next((name for name in (INFEASIBLE_ATTR, SURPLUS_ATTR) if attrs.get(name)), trial.state.name.lower())
+    return next((name for name in (INFEASIBLE_ATTR, SURPLUS_ATTR, *STOPPED_STATES) if attrs.get(name)),
+                trial.state.name.lower())
+
+
+def budget_share(counts: dict[str, Any], budgets: list[Budget]) -> float | None:
+    """The share of the budget a candidate uses: its count over the limit, for the budget nearest to binding
+    (the largest share); None where a budget's metric was not counted (a ``MiB`` budget) or nothing was."""
+    if not budgets or any(counts.get(b.metric) is None for b in budgets):
+        return None
+    return max(counts[b.metric] / b.limit for b in budgets)
 
 
 def summarize(study: optuna.Study) -> dict[str, Any]:
-    """Every trial with its candidate (``arch`` and its name), counts, top-1 (a one-shot study's: the score with
-    inherited weights), run, worker and retried trial; the study's strategy, supernet and proxy fidelity."""
+    """Every trial with its candidate (``arch`` and its name), counts, share of the budget, top-1 (a one-shot
+    study's: the score with inherited weights), epochs trained, run, worker and retried trial; the study's
+    strategy, supernet and proxy fidelity."""
+    budgets = [parse_budget(text) for text in study.user_attrs.get(BUDGETS_ATTR) or []]
     trials = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         trials.append({
             "number": trial.number, "state": trial_state(trial), "arch": attrs.get(ARCH_ATTR),
             "candidate": candidate_name_of(attrs), "bops": attrs.get("bops"), "flops": attrs.get("flops"),
-            "ops": attrs.get("ops"), "params": attrs.get("params"), "top1": attrs.get("top1"),
+            "ops": attrs.get("ops"), "params": attrs.get("params"), "budget_share": budget_share(attrs, budgets),
+            "top1": attrs.get("top1"),
             "epochs": attrs.get("epochs"), "run_id": attrs.get("run_id"), "worker": attrs.get("worker"),
             "retry_of": trial.system_attrs.get("failed_trial"),
         })

@@ -31,25 +31,30 @@ MAX_RETRY = 1
 MAX_POLL_S = 10
 
 
-class _SurplusTrialLog(logging.Filter):
-    """Optuna logs a failed trial as a traceback plus a "failed with value None" line; a surplus trial never
-    ran, so it gets one plain line instead."""
+class _TrialLog(logging.Filter):
+    """Optuna logs a failed trial as a traceback plus a "failed with value None" line. A surplus trial (never
+    run) and a diverged one get one plain line instead; a trial the user interrupted gets none (the command
+    says it)."""
 
     def __init__(self):
         super().__init__()
-        self.surplus: set[str] = set()
+        self.quiet: set[str] = set()  # trial numbers whose "failed with value" line is dropped
 
     def filter(self, record: logging.LogRecord) -> bool:
         number = re.match(r"Trial (\d+) ", record.getMessage())
         error = record.exc_info[1] if record.exc_info else None
-        if number and isinstance(error, SurplusTrial):
-            self.surplus.add(number[1])
-            record.msg, record.args, record.exc_info, record.exc_text = f"Trial {number[1]} not run: {error}", (), None, None
+        if number and isinstance(error, KeyboardInterrupt):
+            self.quiet.add(number[1])
+            return False
+        if number and isinstance(error, (SurplusTrial, TrainingDiverged)):
+            self.quiet.add(number[1])
+            said = "not run" if isinstance(error, SurplusTrial) else "stopped"
+            record.msg, record.args, record.exc_info, record.exc_text = f"Trial {number[1]} {said}: {error}", (), None, None
             return True
-        return not (number and number[1] in self.surplus and "failed with value" in record.getMessage())
+        return not (number and number[1] in self.quiet and "failed with value" in record.getMessage())
 
 
-logging.getLogger("optuna.study._optimize").addFilter(_SurplusTrialLog())
+logging.getLogger("optuna.study._optimize").addFilter(_TrialLog())
 
 
 class DeadTrials:

@@ -28,9 +28,10 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
 from ..complexity import count_model
+from .. import limits
 from ..data import ImageData, TensorImages, default_holdout, hold_out, load_data, normalize, train_transform
-from ..errors import BnextbenchError
-from ..io import atomic_torch_save, read_checkpoint
+from ..errors import BnextbenchError, brief
+from ..io import atomic_torch_save, check_writable, read_checkpoint
 from ..models import BNext, BNextSpec, create_model, list_models
 from ..models.candidate import Candidate
 from ..nn import apply_constraints
@@ -45,12 +46,21 @@ from .recipe import Recipe, clip_gradients, optimizer_for, scheduler_for, set_ta
 
 TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
 LAST_CHECKPOINT = "last.pt"
+DEFAULT_CHECKPOINTS = Path("results") / "checkpoints"  # run-ID/ folders of runs given no --out
 RESUMED_SETTINGS = ("data", "train_limit", "resolution", "teacher", "assistants", "width_mult", "holdout",
                     "supernet_space", "random_subnets")
 
 
 class TrainingDiverged(BnextbenchError):
     pass
+
+
+def diverged(what: str, out: Path) -> TrainingDiverged:
+    """The error of a run whose loss left the finite numbers, saying whether a checkpoint of an earlier epoch
+    remains in ``out`` (the diverged weights are never written)."""
+    kept = (f"the last good checkpoint, {out / LAST_CHECKPOINT}, is kept" if (out / LAST_CHECKPOINT).is_file()
+            else "no checkpoint is kept (no epoch finished before)")
+    return TrainingDiverged(f"diverged: {what}; {kept}; try a lower --lr")
 
 
 class StopRun(Exception):
@@ -84,14 +94,13 @@ class TrainConfig:
     random_subnets: int = 2  # per supernet step, besides the largest and the smallest
 
     def __post_init__(self) -> None:
-        if not self.width_mult > 0:
-            raise BnextbenchError(f"--width-mult must be positive, got {self.width_mult}")
-        if isinstance(self.random_subnets, bool) or not isinstance(self.random_subnets, int) or self.random_subnets < 0:
-            raise BnextbenchError(f"--random-subnets must be a non-negative integer, got {self.random_subnets}")
-        for flag, value in (("--train-limit", self.train_limit), ("--resolution", self.resolution),
-                            ("--holdout", self.holdout)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise BnextbenchError(f"{flag} must be a positive integer, got {value}")
+        limits.WIDTH_MULT.check(self.width_mult)
+        limits.RANDOM_SUBNETS.check(self.random_subnets)
+        limits.EVAL_BATCH_SIZE.check(self.eval_batch_size)
+        for limit, value in ((limits.TRAIN_LIMIT, self.train_limit), (limits.RESOLUTION, self.resolution),
+                             (limits.HOLDOUT, self.holdout)):
+            limit.check(value, optional=True)
+        check_device(self.device)
 
     def protocol(self, data: ImageData) -> Protocol:
         """What this run trains under, on ``data`` as loaded for it."""
@@ -99,10 +108,30 @@ class TrainConfig:
         return Protocol(data.spec, data.resolution, self.train_limit, self.recipe, teacher, self.holdout)
 
 
-def pick_device(name: str | None) -> torch.device:
-    if name:
-        if name.startswith("cuda") and not torch.cuda.is_available():
+DEVICE_TYPES = ("cpu", "cuda")
+
+
+def check_device(name: str | None) -> str | None:
+    """``name`` if it is a device this machine has (cpu, cuda, cuda:N), else a one-line error; None = automatic."""
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise BnextbenchError(f"--device must be cpu, cuda or cuda:N, got {brief(name)}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
             raise BnextbenchError(f"device {name} requested but no CUDA GPU is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise BnextbenchError(f"device {name} requested but this machine has {torch.cuda.device_count()} GPU(s)")
+    return name
+
+
+def pick_device(name: str | None) -> torch.device:
+    """The device to run on: ``name`` once checked, else cuda where present."""
+    if check_device(name):
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -221,6 +250,7 @@ class Trainer:
         return state
 
     def run(self) -> dict[str, Any]:
+        check_writable(self.config.out or DEFAULT_CHECKPOINTS, "checkpoint folder", folder=True)
         resumed = self._resume_state()
         if resumed:  # continue exactly as started: the stored settings win over new flags
             self.recipe = Recipe(**resumed["recipe"])
@@ -258,7 +288,7 @@ class Trainer:
             self.store.update_run(run_id, status="running", message=None, epochs_done=start_epoch)
         else:
             run_id = self._create_run(model, description, data)
-        out = config.out or Path("results") / "checkpoints" / f"run-{run_id}"
+        out = config.out or DEFAULT_CHECKPOINTS / f"run-{run_id}"
         self.store.update_run(run_id, checkpoint=str(out / LAST_CHECKPOINT))
         try:
             record = self._epochs(run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out,
@@ -336,11 +366,13 @@ class Trainer:
                                     drop_last=len(train_set) > recipe.batch_size, num_workers=workers,
                                     pin_memory=on_gpu, persistent_workers=False)
                 started = time.perf_counter()
-                train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress)
+                train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress, out)
                 seconds = time.perf_counter() - started
                 speeds.append(train["images"] / seconds)
                 recalibrate_batch_norm(model, data, self.device, self.config.eval_batch_size, recipe.seed)
                 result = self.last_result = evaluate(model, data, self.device, self.config.eval_batch_size)
+                if not math.isfinite(result["loss"]):  # weights gone to inf/nan: nothing worth a checkpoint
+                    raise diverged(f"test loss became {result['loss']} after epoch {epoch + 1}", out)
                 self.store.record_epoch(
                     run_id, epoch + 1, epoch=epoch, train_loss=train["loss"], train_top1=train["top1"],
                     test_loss=result["loss"], test_top1=result["top1"], test_top5=result["top5"],
@@ -373,7 +405,7 @@ class Trainer:
                               train_images_per_s=record["train_images_per_s"])
         return record
 
-    def _train_epoch(self, model, optimizer, loader, data, curriculum, epoch, progress) -> dict[str, float]:
+    def _train_epoch(self, model, optimizer, loader, data, curriculum, epoch, progress, out) -> dict[str, float]:
         recipe = self.recipe
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -391,9 +423,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             value, logits = self.step(model, images, supervised_loss, (epoch, index))
             if not math.isfinite(value):  # raised before the step: the weights stay those of the last good step
-                raise TrainingDiverged(
-                    f"loss became {value} in epoch {epoch + 1}; the last good checkpoint is kept (lower --lr?)"
-                )
+                raise diverged(f"training loss became {value} in epoch {epoch + 1}", out)
             clip_gradients(trainable, recipe.grad_clip)
             optimizer.step()
             apply_constraints(model)
@@ -421,29 +451,59 @@ def train(config: TrainConfig, store: Store | None = None, progress: bool = True
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """A model from a bnextbench training or model checkpoint, with the checkpoint's metadata."""
+    """A model from a bnextbench training or model checkpoint, with the checkpoint's metadata; a file that is
+    not one, records too little, or holds weights of another shape is one short error naming what is wrong."""
     path = Path(path)
     payload = read_checkpoint(path)
     if not isinstance(payload, dict) or "format" not in payload:
         raise BnextbenchError(f"{path} is not a bnextbench checkpoint")
     if payload["format"] == TRAIN_CHECKPOINT_FORMAT:
-        description, state = payload["model_description"], payload["model"]
+        description, state = payload.get("model_description"), payload.get("model")
     else:
         # Rebuilt from the recorded arguments only: registry defaults may not be what the file holds.
         if "model_kwargs" not in payload:
             raise BnextbenchError(f"{path} does not record the model's constructor arguments (model_kwargs)")
-        description = {"model": payload["model"], "model_kwargs": payload["model_kwargs"],
+        description = {"model": payload.get("model"), "model_kwargs": payload["model_kwargs"],
                        "arch_spec": payload.get("arch_spec")}
-        state = payload["state_dict"]
-    model = build_model(description)
-    model.load_state_dict(state)
+        state = payload.get("state_dict")
+    if not (isinstance(description, dict) and isinstance(description.get("model"), str)
+            and isinstance(description.get("model_kwargs", {}), dict)):
+        raise BnextbenchError(f"{path} does not record which model it holds (model and model_kwargs)")
+    try:
+        model = build_model(description)
+    except BnextbenchError as exc:
+        raise BnextbenchError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # arguments the constructor does not take
+        raise BnextbenchError(f"{path}: cannot build {description['model']} from the recorded arguments: "
+                              f"{brief(str(exc))}") from None
+    _load_weights(model, state, f"{path} ({description['model']})")
     return model, payload
+
+
+def _load_weights(model: nn.Module, state: Any, where: str) -> None:
+    """``model.load_state_dict(state)`` once every tensor is known to fit; else how many are missing, unexpected
+    or of another shape, with the first name of each."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BnextbenchError(f"{where} holds no state_dict of tensors")
+    expected = model.state_dict()
+    misfits = {
+        "missing": [name for name in expected if name not in state],
+        "unexpected": [name for name in state if name not in expected],
+        "of another shape": [name for name in expected if name in state and state[name].shape != expected[name].shape],
+    }
+    found = [f"{len(names)} {what} (first {brief(names[0])})" for what, names in misfits.items() if names]
+    if found:
+        raise BnextbenchError(f"{where}: the weights do not fit the model: {'; '.join(found)}")
+    model.load_state_dict(state)
 
 
 def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = None, device: str | None = None,
                         batch_size: int = 512) -> dict[str, Any]:
     """Top-1 / top-5 (%) and loss of a checkpoint on the test split of ``data``, at its training resolution
     unless ``resolution`` is given."""
+    limits.EVAL_BATCH_SIZE.check(batch_size)
+    limits.RESOLUTION.check(resolution, optional=True)
+    check_device(device)
     model, payload = load_checkpoint_model(path)
     images = load_data(data, resolution or payload.get("resolution"))
     if getattr(model, "num_classes", images.num_classes) != images.num_classes:

@@ -11,11 +11,18 @@ import torch
 from timm.scheduler import CosineLRScheduler
 from torch import nn
 
+from .. import limits
+from ..data import AUGMENTATIONS
 from ..errors import BnextbenchError
 from ..nn import ProgressiveSign
 
 SIGN_THRESHOLD = 1e-7
 KD_WEIGHTINGS = ("sample", "batch")
+# The recipe's own knobs (library arguments, not options): finite and non-negative.
+WARMUP_EPOCHS = limits.Limit("warmup_epochs", 0, limits.EPOCHS.high, integer=True)
+WARMUP_LR, MIN_LR = limits.Limit("warmup_lr", 0, math.inf), limits.Limit("min_lr", 0, math.inf)
+CONV_WEIGHT_DECAY = limits.Limit("conv_weight_decay", 0, math.inf)
+WEIGHT_DECAY, GRAD_CLIP = limits.Limit("weight_decay", 0, math.inf), limits.Limit("grad_clip", 0, math.inf, low_open=True)
 
 
 @dataclass
@@ -39,16 +46,18 @@ class Recipe:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise BnextbenchError(f"epochs must be a positive integer, got {self.epochs}")
-        if self.batch_size < 1:
-            raise BnextbenchError(f"batch size must be a positive integer, got {self.batch_size}")
-        if not 0 < self.sign_at <= 1:
-            raise BnextbenchError(f"--sign-at must be in (0, 1], got {self.sign_at}")
-        if self.tau_decay is not None and not 0 < self.tau_decay < 1:
-            raise BnextbenchError(f"--tau-decay must be in (0, 1), got {self.tau_decay}")
+        for limit, value in ((limits.EPOCHS, self.epochs), (limits.BATCH_SIZE, self.batch_size), (limits.LR, self.lr),
+                             (limits.SIGN_AT, self.sign_at), (limits.LABEL_SMOOTHING, self.label_smoothing),
+                             (limits.SEED, self.seed), (WARMUP_LR, self.warmup_lr), (MIN_LR, self.min_lr),
+                             (CONV_WEIGHT_DECAY, self.conv_weight_decay), (WEIGHT_DECAY, self.weight_decay),
+                             (GRAD_CLIP, self.grad_clip)):
+            limit.check(value)
+        limits.TAU_DECAY.check(self.tau_decay, optional=True)
+        WARMUP_EPOCHS.check(self.warmup_epochs, optional=True)
         if self.kd_weighting not in KD_WEIGHTINGS:
             raise BnextbenchError(f"--kd-weighting must be one of {', '.join(KD_WEIGHTINGS)}")
+        if self.augment not in AUGMENTATIONS:
+            raise BnextbenchError(f"--augment must be one of {', '.join(AUGMENTATIONS)}")
         if self.warmup_epochs is None:
             self.warmup_epochs = min(5, self.epochs // 10)
 
