@@ -223,14 +223,13 @@ def train(
 ) -> None:
     """Train (or distil) a binary network with the BNext recipe; every run is kept in the results database."""
     from .models import check_model_name
-    from .store import Store
     from .train import train as train_run
 
     check_model_name(model)
     config = _train_config(model, data, epochs, batch_size, width_mult, train_limit, resolution, teacher, assistant,
                            kd_weighting, lr, sign_at, tau_decay, label_smoothing, augment, seed, out, resume, device,
                            download)
-    record = train_run(config, Store(db), progress=output is not OutputFormat.json or console.is_terminal)
+    record = train_run(config, db, progress=output is not OutputFormat.json or console.is_terminal)
     emit_record(record, output.value, f"{model} on {data}")
 
 
@@ -523,7 +522,6 @@ def supernet_train(
     subnet's on the held-out training images; use the run id with `search --strategy oneshot --supernet ID`."""
     from .oneshot.supernet import SUPERNET_MODEL
     from .search.space import BNextSpace, SpaceError, default_space, load_space
-    from .store import Store
     from .train import train as train_run
 
     loaded = load_space(space or default_space())
@@ -533,7 +531,7 @@ def supernet_train(
                            KdWeighting.sample, lr, sign_at, None, 0.0, augment, seed, out, resume, device, False)
     config = dataclasses.replace(config, supernet_space=loaded.definition, holdout=holdout,
                                  random_subnets=random_subnets)
-    record = train_run(config, Store(db), progress=output is not OutputFormat.json or console.is_terminal)
+    record = train_run(config, db, progress=output is not OutputFormat.json or console.is_terminal)
     emit_record(record, output.value, f"supernet on {data} (top-1: the largest subnet's on held-out training images)")
 
 
@@ -561,15 +559,13 @@ def teacher_train(
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """Train a full-precision timm model on --data and keep it as a teacher checkpoint."""
-    from .store import Store
     from .teachers import train_teacher
 
     config = _train_config(name, data, epochs, batch_size, 1.0, train_limit, resolution, None, [],
                            KdWeighting.sample, lr, 0.3, None, label_smoothing, augment, seed, None, False, device,
                            download)
-    store = Store(db)
     target = out or Path("results") / "teachers" / f"{name}-{Path(data.replace(':', '-')).name}-seed{seed}.pt"
-    record = train_teacher(config, target, store, progress=output is not OutputFormat.json or console.is_terminal)
+    record = train_teacher(config, target, db, progress=output is not OutputFormat.json or console.is_terminal)
     emit_record(record, output.value, f"teacher {name} on {data}")
 
 

@@ -14,7 +14,8 @@ from .train.distill import TEACHER_FORMAT
 from .train.loop import TrainConfig, train
 
 
-def train_teacher(config: TrainConfig, out: Path, store: Store | None = None, progress: bool = True) -> dict[str, Any]:
+def train_teacher(config: TrainConfig, out: Path, store: Store | str | Path | None = None,
+                  progress: bool = True) -> dict[str, Any]:
     """Train timm model ``config.model`` with cross-entropy and write it as a teacher checkpoint to ``out``."""
     import timm
 

@@ -402,3 +402,52 @@ def test_database_options_that_would_silently_make_a_database(tmp_path, monkeypa
         code, _, err = run_cli(*args, "--db", str(tmp_path / "missing.db"))
         assert code == 2 and "no results database at" in err, (args, err)
         assert not (tmp_path / "missing.db").exists()
+
+
+def test_reference_tensors_of_the_wrong_kind_are_refused(tmp_path):
+    import json as json_module
+
+    from bnextbench.models.checkpoint import CheckpointError, import_reference_checkpoint
+
+    from .helpers import REFERENCE_LISTING, reference_state
+
+    if not REFERENCE_LISTING.is_file():
+        pytest.skip(f"reference listing not found at {REFERENCE_LISTING}")
+    state = reference_state(json_module.loads(REFERENCE_LISTING.read_text())["bnext_tiny"])
+    floats = [name for name, tensor in state.items() if tensor.is_floating_point() and tensor.numel() > 1]
+    state[floats[0]] = state[floats[0]].to(torch.int64)
+    state[floats[1]] = torch.full_like(state[floats[1]], math.nan)
+    state[floats[2]] = state[floats[2]].to(torch.complex64)
+    torch.save(state, tmp_path / "ref.pth")
+    with pytest.raises(CheckpointError) as caught:
+        import_reference_checkpoint(tmp_path / "ref.pth", "bnext_tiny")
+    message = str(caught.value)
+    assert "wrong dtype (2)" in message and "torch.int64 where torch.float32 belongs" in message
+    assert "complex64" in message and f"NaN or infinite values (1): {floats[1]}" in message
+    assert "missing" not in message  # a refused tensor is named once, as refused
+
+
+def test_markdown_report_keeps_hostile_names_as_text():
+    from bnextbench.report.board import Leaderboard, Section
+    from bnextbench.report.formats import to_markdown
+
+    hostile = "<script>alert(1)</script>"
+    row = {"candidate": hostile, "model": hostile, "top1": 50.0, "bops": 1.0, "ops": 1.0, "params": 1.0}
+    board = Leaderboard([Section(f"study {hostile}", "local", f"imagefolder:/{hostile}", 32, [row])],
+                        {"study": hostile}, hostile)
+    text = to_markdown(board)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+@pytest.mark.parametrize("args", [
+    ("train", "bnext_tiny", "--data", "imagefolder:/nonexistent/x"),
+    ("train", "bnext_tiny", "--teacher", "/nonexistent/t.pt"),
+    ("train", "bnext_tiny", "--resume", "--out", "/nonexistent/run"),
+    ("teacher", "train", "resnet10t", "--data", "imagefolder:/nonexistent/x"),
+    ("supernet", "train", "--data", "imagefolder:/nonexistent/x"),
+])
+def test_refused_training_leaves_no_database_behind(tmp_path, run_cli, args):
+    db = tmp_path / "r.db"
+    code, _, err = run_cli(*args, "--db", str(db))
+    assert code == 2 and err.count("\n") == 1, err
+    assert not db.exists()

@@ -160,14 +160,15 @@ def _listing(label: str, names: list[str]) -> str:
 
 
 def convert_reference_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Rename and shape-check a reference state_dict for ``model``; raise listing every mismatch.
+    """Rename, shape- and type-check a reference state_dict for ``model`` (real floats where the model holds
+    floats, all finite; integers where it holds integers); raise listing every mismatch.
 
     The error names tensors as the checkpoint spells them (a missing one as it should have been
     spelled), with this package's name in parentheses.
     """
     expected = model.state_dict()
     converted: dict[str, torch.Tensor] = {}
-    unexpected, mismatched, mismatched_locals = [], [], set()
+    unexpected, mismatched, mistyped, not_finite, mismatched_locals = [], [], [], [], set()
     for name, tensor in state.items():
         if _NO_EFFECT.fullmatch(name):
             if tuple(tensor.shape) != _NO_EFFECT_SHAPE:
@@ -179,6 +180,12 @@ def convert_reference_state_dict(state: dict[str, torch.Tensor], model: nn.Modul
         elif tensor.shape != expected[local].shape:
             mismatched.append(f"{name} ({local}) {list(tensor.shape)} != {list(expected[local].shape)}")
             mismatched_locals.add(local)
+        elif tensor.is_floating_point() != expected[local].is_floating_point() or tensor.is_complex():
+            mistyped.append(f"{name} ({local}) {tensor.dtype} where {expected[local].dtype} belongs")
+            mismatched_locals.add(local)
+        elif tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            not_finite.append(f"{name} ({local})")
+            mismatched_locals.add(local)
         else:
             converted[local] = tensor
     missing = [
@@ -188,7 +195,8 @@ def convert_reference_state_dict(state: dict[str, torch.Tensor], model: nn.Modul
     ]
     problems = [
         _listing(label, names)
-        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched),
+                             ("wrong dtype", mistyped), ("NaN or infinite values", not_finite))
         if names
     ]
     if problems:

@@ -7,6 +7,7 @@ flags as ``yes``/``no``. JSON also keeps the machine rows (absolute counts, degr
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from collections.abc import Iterable
@@ -69,9 +70,15 @@ def shown_rows(rows: list[dict[str, Any]], columns: Iterable[Column]) -> list[di
     return [{c.header: shown_value(row, c) for c in columns} for row in rows]
 
 
+def _markdown_text(text: str) -> str:
+    """Text for a Markdown line: renderers pass raw HTML through, so ``<``, ``>`` and ``&`` are escaped (a study
+    named ``<script>`` stays text), and it stays on one line."""
+    return html.escape(text, quote=False).replace("\n", " ")
+
+
 def _markdown_table(rows: list[dict[str, Any]], columns: tuple[Column, ...]) -> str:
     def line(cells: Iterable[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+        return "| " + " | ".join(_markdown_text(cell).replace("|", "\\|") for cell in cells) + " |"
 
     out = [line(c.header for c in columns), "|" + "|".join("---" for _ in columns) + "|"]
     out += [line(cell_text(row, c) for c in columns) for row in rows]
@@ -101,11 +108,11 @@ def noted_rows(board: Leaderboard) -> list[dict[str, Any]]:
 def to_markdown(board: Leaderboard) -> str:
     parts = ["# bnextbench leaderboard", "", LEADERBOARD_INTRO, ""]
     for section in board.sections:
-        parts += [f"## {section.title}", "", _markdown_table(section.rows, section.columns), ""]
+        parts += [f"## {_markdown_text(section.title)}", "", _markdown_table(section.rows, section.columns), ""]
     parts += [f"## {NOTES_TITLE}", "", TAGS_INTRO, "", _markdown_table(noted_rows(board), NOTE_COLUMNS), ""]
     parts += [f"## Published against counted ({PUBLISHED_RESOLUTION} px, 1000 classes)", "", COUNTED_INTRO, "",
               _markdown_table(board.counted, COUNTED_COLUMNS), "", "## Provenance", ""]
-    parts += [f"- **{key}**: {_provenance_text(value)}" for key, value in board.provenance.items()]
+    parts += [f"- **{key}**: {_markdown_text(_provenance_text(value))}" for key, value in board.provenance.items()]
     return "\n".join(parts) + "\n"
 
 

@@ -89,9 +89,12 @@ def baseline_protocol(store: Store, study: str | None, data: str | None = None, 
         protocol = record.protocol
         images = load_data(protocol.data, protocol.resolution, protocol.train_limit, protocol.seed)
         return protocol, images.num_classes, record.budgets
-    protocol, num_classes = flag_protocol(data or "digits", epochs or SearchConfig.epochs,
-                                          batch_size or SearchConfig.batch_size, lr or SearchConfig.lr, seed,
-                                          train_limit, resolution)
+    def given(value, default):  # None means "not given"; 0 is a value, and the recipe refuses it
+        return default if value is None else value
+
+    protocol, num_classes = flag_protocol(given(data, "digits"), given(epochs, SearchConfig.epochs),
+                                          given(batch_size, SearchConfig.batch_size), given(lr, SearchConfig.lr),
+                                          seed, train_limit, resolution)
     return protocol, num_classes, ()
 
 

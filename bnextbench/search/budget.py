@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..complexity import Complexity
-from ..errors import BnextbenchError
+from ..errors import BnextbenchError, brief
 
 PREFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 METRICS = {"bops": "bops", "flops": "flops", "ops": "ops", "params": "params", "mib": "size_mib"}
@@ -51,22 +51,24 @@ def parse_budget(text: str) -> Budget:
     if match is None:
         raise BudgetError(_diagnose(text, compact))
     limit = float(match["number"]) * PREFIXES[match["prefix"].lower()]
-    if not math.isfinite(limit) or limit <= 0:
-        raise BudgetError(f"budget {text!r} must be a positive number")
+    if not math.isfinite(limit):
+        raise BudgetError(f"budget {brief(text)} is too large to be a number (at most about 1.8e308 counts)")
+    if limit <= 0:
+        raise BudgetError(f"budget {brief(text)} must be a positive number")
     return Budget(METRICS[match["metric"].lower()], limit, compact)
 
 
 def _diagnose(text: str, compact: str) -> str:
     if compact.startswith("-"):
-        return f"budget {text!r} must be a positive number"
+        return f"budget {brief(text)} must be a positive number"
     if not re.match(r"[0-9.]", compact):
-        return f"budget {text!r} has no number; write e.g. 0.3GBOPs"
+        return f"budget {brief(text)} has no number; write e.g. 0.3GBOPs"
     if not re.search(r"(bops|flops|ops|params|mib)$", compact, re.IGNORECASE):
-        return f"budget {text!r} names no metric; end it with BOPs, FLOPs, OPs, Params or MiB"
+        return f"budget {brief(text)} names no metric; end it with BOPs, FLOPs, OPs, Params or MiB"
     unknown = _ANY_PREFIX.fullmatch(compact)
     if unknown:
-        return f"budget {text!r}: unknown prefix {unknown['prefix']!r}; use k, M, G or T"
-    return f"budget {text!r} is not NUMBER[k|M|G|T]METRIC, e.g. 0.3GBOPs or 2MParams"
+        return f"budget {brief(text)}: unknown prefix {brief(unknown['prefix'])}; use k, M, G or T"
+    return f"budget {brief(text)} is not NUMBER[k|M|G|T]METRIC, e.g. 0.3GBOPs or 2MParams"
 
 
 def parse_budgets(texts: list[str]) -> list[Budget]:

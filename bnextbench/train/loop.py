@@ -230,10 +230,13 @@ def _progress(enabled: bool) -> Progress:
 class Trainer:
     """One training run; :meth:`run` returns the final record (``run_id``, ``top1``, ``top5``, ...)."""
 
-    def __init__(self, config: TrainConfig, store: Store, progress: bool = True,
+    def __init__(self, config: TrainConfig, store: Store | str | Path | None, progress: bool = True,
                  on_epoch: Callable[[int, dict[str, float]], None] | None = None):
-        """``on_epoch(epoch, test_metrics | {"run_id"})`` runs after each epoch's checkpoint; raising stops the run."""
-        self.config, self.store, self.show_progress, self.on_epoch = config, store, progress, on_epoch
+        """``store``: a Store, or the location of one (None: the default), opened only once data, teachers and
+        checkpoint are read, so that refused input leaves no database behind. ``on_epoch(epoch, test_metrics |
+        {"run_id"})`` runs after each epoch's checkpoint; raising stops the run."""
+        self.config, self.show_progress, self.on_epoch = config, progress, on_epoch
+        self.store_location = store
         self.last_result: dict[str, float] = {}
         self.recipe = config.recipe
         self.device = pick_device(config.device)
@@ -271,6 +274,7 @@ class Trainer:
 
         description = resumed["model_description"] if resumed else model_recipe(config, data.num_classes,
                                                                                   data.resolution)
+        self.store = self.store_location if isinstance(self.store_location, Store) else Store(self.store_location)
         torch.manual_seed(recipe.seed)
         model = build_model(description).to(self.device)
         self.step = (SandwichStep(model, config.random_subnets, recipe.seed, recipe.kd_weighting)
@@ -444,10 +448,10 @@ def plain_step(model: nn.Module, images: torch.Tensor, loss_of: Callable[[torch.
     return loss.item(), logits
 
 
-def train(config: TrainConfig, store: Store | None = None, progress: bool = True,
+def train(config: TrainConfig, store: Store | str | Path | None = None, progress: bool = True,
           on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Train (or resume) one run and return its final record."""
-    return Trainer(config, store or Store(), progress, on_epoch).run()
+    """Train (or resume) one run and return its final record; ``store`` as :class:`Trainer` takes it."""
+    return Trainer(config, store, progress, on_epoch).run()
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
