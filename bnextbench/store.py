@@ -47,7 +47,7 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from .errors import BnextbenchError
+from .errors import BnextbenchError, brief
 
 if TYPE_CHECKING:  # the store takes protocols by their keys; the training package imports the store
     from .train.protocol import Protocol
@@ -494,6 +494,9 @@ class Store:
             return list(session.scalars(select(Run).where(Run.study == study).order_by(Run.trial_number, Run.id)))
 
     def get_run(self, run_id: int) -> Run:
+        """The run with id ``run_id``; an id no database integer can hold is simply not there."""
+        if isinstance(run_id, bool) or not isinstance(run_id, int) or not 0 < run_id < 2**63:
+            raise StoreError(f"no run {brief(run_id)} in {self.url}")
         with self.session() as session:
             run = session.get(Run, run_id, options=[selectinload(Run.epochs)])  # metrics loaded with the run
             if run is None:

@@ -451,3 +451,12 @@ def test_refused_training_leaves_no_database_behind(tmp_path, run_cli, args):
     code, _, err = run_cli(*args, "--db", str(db))
     assert code == 2 and err.count("\n") == 1, err
     assert not db.exists()
+
+
+def test_run_ids_no_database_integer_holds_are_simply_absent(tmp_path, run_cli):
+    db = tmp_path / "r.db"
+    _trained_checkpoint(tmp_path, run_cli)
+    for args in (("runs", "--run", str(2**70)), ("plot", "curves", str(2**70)), ("runs", "--run", "0")):
+        code, _, err = run_cli(*args, "--db", str(db))
+        assert code == 2 and err.startswith(f"error: no run {args[-1]} in sqlite:///") and "Overflow" not in err
+    assert _integrity(db) == "ok"

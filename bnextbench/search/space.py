@@ -234,8 +234,9 @@ MAX_SPACE_NODES = 100_000  # values once aliases are expanded; a real space hold
 def _parse_yaml(text: str, where: str) -> Any:
     """``yaml.safe_load`` that first counts the document's values with every alias expanded, so a few
     hundred bytes of nested aliases (a "billion laughs" file) are refused before they are built."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # reads the text already: control characters are refused here
         root = loader.get_single_node()
         pending, seen = ([root] if root is not None else []), 0
         while pending:
@@ -253,7 +254,8 @@ def _parse_yaml(text: str, where: str) -> Any:
         line = f" (line {mark.line + 1})" if mark else ""
         raise SpaceError(f"{where} is not valid YAML{line}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_space(path: str | Path):
