@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,7 +14,7 @@ import typer
 from . import __version__, limits
 from .complexity import OPS_RULES
 from .data import AUGMENTATIONS
-from .errors import BnextbenchError
+from .errors import BnextbenchError, BnextbenchWarning
 from .limits import help_with
 from .models import DEFAULT_RESOLUTION, list_models
 from .models.checkpoint import REFERENCE_VARIANTS
@@ -762,6 +763,7 @@ def main() -> None:
     from .train.allocator import keep_freed_memory
 
     keep_freed_memory()
+    warnings.showwarning = _show_warning
     try:
         # Without standalone mode Typer returns the exit code of a command it ended: 130 for Ctrl-C.
         code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
@@ -778,6 +780,17 @@ def main() -> None:
 
 
 INTERRUPTED = 130  # the shell's exit status for SIGINT
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """bnextbench's own warnings as one line, ``warning: ...``; others as Python shows them."""
+    if issubclass(category, BnextbenchWarning):
+        print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -460,3 +461,20 @@ def test_run_ids_no_database_integer_holds_are_simply_absent(tmp_path, run_cli):
         code, _, err = run_cli(*args, "--db", str(db))
         assert code == 2 and err.startswith(f"error: no run {args[-1]} in sqlite:///") and "Overflow" not in err
     assert _integrity(db) == "ok"
+
+
+def test_the_command_line_shows_a_rebuilt_cache_as_one_warning_line(tmp_path, monkeypatch, run_cli):
+    monkeypatch.setenv("BNEXTBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it; put it back after
+    root = _digit_folder(tmp_path / "d", {"train": [0, 1], "val": [0, 1]})
+    load_data(f"imagefolder:{root}", resolution=8)
+    (cache,) = (tmp_path / "cache" / "data").glob("*.pt")
+    cache.write_bytes(b"damaged")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, _, err = run_cli("train", "bnext_tiny", "--data", f"imagefolder:{root}", "--resolution", "8",
+                               "--epochs", "1", "--batch-size", "4", "--db", str(tmp_path / "r.db"),
+                               "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "damaged cache" in line]
+    assert warned == [f"warning: damaged cache {cache}: decoding the images again"]
