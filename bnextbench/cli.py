@@ -170,7 +170,8 @@ def _train_config(
 
 EpochsOption = Annotated[int, typer.Option("--epochs", help=help_with(limits.EPOCHS, "Training epochs"))]
 BatchOption = Annotated[int, typer.Option("--batch-size", help=help_with(limits.BATCH_SIZE, "Images per step"))]
-WidthOption = Annotated[float, typer.Option("--width-mult", help=help_with(limits.WIDTH_MULT, "Scale every channel (multiples of 8)"))]
+WidthOption = Annotated[float, typer.Option("--width-mult", help=help_with(
+    limits.WIDTH_MULT, "Scale every channel (multiples of 8)"))]
 LimitOption = Annotated[Optional[int], typer.Option("--train-limit", help=help_with(
     limits.TRAIN_LIMIT, "Class-balanced, seeded subset of N training images"))]
 ResolutionOption = Annotated[Optional[int], typer.Option("--resolution", help=help_with(
@@ -186,10 +187,12 @@ SignAtOption = Annotated[float, typer.Option("--sign-at", help=help_with(
     limits.SIGN_AT, "Fraction of training after which weights are pure sign (tau < 1e-7)"))]
 TauOption = Annotated[Optional[float], typer.Option("--tau-decay", help=help_with(
     limits.TAU_DECAY, "tau multiplier per epoch (0.9 = the 512-epoch recipe); overrides --sign-at"))]
-SmoothingOption = Annotated[float, typer.Option("--label-smoothing", help=help_with(limits.LABEL_SMOOTHING, "Label smoothing without a teacher"))]
+SmoothingOption = Annotated[float, typer.Option("--label-smoothing", help=help_with(
+    limits.LABEL_SMOOTHING, "Label smoothing without a teacher"))]
 AugmentOption = Annotated[Augment, typer.Option("--augment", help="cifar (pad-crop + flip), flip (only), bnext (RandAugment "
                                                 "m7 + random-resized crop + flip, timm), none.")]
-SeedOption = Annotated[int, typer.Option("--seed", help=help_with(limits.SEED, "Seed of initialisation, data order and augmentation"))]
+SeedOption = Annotated[int, typer.Option("--seed", help=help_with(
+    limits.SEED, "Seed of initialisation, data order and augmentation"))]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Checkpoint folder (default "
                                                    "results/checkpoints/run-ID).")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the run whose last.pt is in --out.")]
@@ -240,7 +243,8 @@ def evaluate(
     data: DataOption = "digits",
     resolution: ResolutionOption = None,
     device: DeviceOption = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help=help_with(limits.EVAL_BATCH_SIZE, "Test images per forward pass"))] = 512,
+    batch_size: Annotated[int, typer.Option("--batch-size", help=help_with(
+        limits.EVAL_BATCH_SIZE, "Test images per forward pass"))] = 512,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """Top-1 / top-5 accuracy (%) of a checkpoint on the test split of --data."""
@@ -315,7 +319,8 @@ def search(
     data: DataOption = "digits",
     trials: Annotated[int, typer.Option("--trials", help=help_with(
         limits.TRIALS, "Finished trials the study should hold (trained, pruned or infeasible)"))] = 10,
-    epochs: Annotated[int, typer.Option("--epochs", help=help_with(limits.EPOCHS, "Training epochs per candidate (the fidelity)"))] = 3,
+    epochs: Annotated[int, typer.Option("--epochs", help=help_with(
+        limits.EPOCHS, "Training epochs per candidate (the fidelity)"))] = 3,
     batch_size: BatchOption = 64,
     train_limit: LimitOption = None,
     resolution: ResolutionOption = None,
@@ -330,7 +335,8 @@ def search(
     grace: GraceOption = None,
     seed: SeedOption = 0,
     noise_seeds: Annotated[int, typer.Option("--noise-seeds", help=help_with(
-        limits.NOISE_SEEDS, "Then train the winner with N more seeds and print its top-1 spread over seeds (0: skip)"))] = 2,
+        limits.NOISE_SEEDS,
+        "Then train the winner with N more seeds and print its top-1 spread over seeds (0: skip)"))] = 2,
     strategy: Annotated[Strategy, typer.Option("--strategy", help="multi-trial: train every candidate for --epochs; "
                                                "oneshot: score every candidate in seconds with a supernet's "
                                                "weights, then retrain the best --retrain.")] = Strategy.multi_trial,
@@ -353,13 +359,13 @@ def search(
     Start it on any number of processes or machines with the same --study and --storage (and a shared --db) to
     split the trials; `bnextbench worker` joins an existing study with its own settings."""
     from .search import parse_budgets
-    from .search.noise import check_extra_seeds, spread_text, winner_spread
+    from .search.noise import spread_text, winner_spread
     from .search.oneshot import OneShotConfig, run_oneshot
     from .search.space import default_space
     from .search.study import Search, SearchConfig
     from .store import Store
 
-    check_extra_seeds(noise_seeds)
+    limits.NOISE_SEEDS.check(noise_seeds)
     config = SearchConfig(budgets=parse_budgets(budget), space=space or default_space(), data=data, trials=trials,
                           epochs=epochs, batch_size=batch_size, train_limit=train_limit, resolution=resolution,
                           sampler=sampler.value, pruner=pruner.value, study=study, storage=storage, seed=seed,
@@ -615,7 +621,8 @@ def baselines(
     train_limit: LimitOption = None,
     resolution: ResolutionOption = None,
     seed: Annotated[list[int] | None, typer.Option("--seed", help=help_with(
-        limits.SEED, "Seed; repeat to train several (top-1 mean ± std in compare). Default: the study's, or 0"))] = None,
+        limits.SEED,
+        "Seed; repeat to train several (top-1 mean ± std in compare). Default: the study's, or 0"))] = None,
     model: Annotated[list[str] | None, typer.Option("--model", help="Baseline to train; repeatable (default "
                                              "xnor_resnet18, birealnet18, reactnet_a; bnext_tiny too).")] = None,
     device: DeviceOption = None,

@@ -193,6 +193,10 @@ def test_a_set_that_cannot_fit_in_memory_is_refused_before_decoding():
 
 # Generated input: the promise is a BnextbenchError with a short message, or a valid result; nothing else.
 
+def _assert_one_short_line(error: BnextbenchError) -> None:
+    assert len(str(error)) < SHORT and "\n" not in str(error)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=40) | st.from_regex(r"-?[0-9.e+]{1,12}[kKmMgGtTx]?(bops|flops|ops|params|mib|x)?",
                                             fullmatch=True))
@@ -200,7 +204,7 @@ def test_budget_parser_on_generated_text(text):
     try:
         budget = parse_budget(text)
     except BnextbenchError as exc:
-        assert len(str(exc)) < SHORT and "\n" not in str(exc)
+        _assert_one_short_line(exc)
     else:
         assert budget.limit > 0 and math.isfinite(budget.limit) and budget.metric
         assert parse_budgets([text])[0] == budget
@@ -223,7 +227,7 @@ def test_space_loader_on_generated_definitions(definition):
     try:
         space = space_from_dict(definition)
     except BnextbenchError as exc:
-        assert len(str(exc)) < SHORT and "\n" not in str(exc)
+        _assert_one_short_line(exc)
     else:
         assert space.family in ("bnext", "registry")
 
@@ -236,7 +240,7 @@ def test_space_files_on_generated_yaml(tmp_path_factory, value):
     try:
         load_space(path)
     except BnextbenchError as exc:
-        assert len(str(exc)) < SHORT and "\n" not in str(exc)
+        _assert_one_short_line(exc)
 
 
 @settings(max_examples=300, deadline=None)
@@ -378,7 +382,8 @@ def test_malformed_bnextbench_checkpoints_are_short_errors(tmp_path, run_cli):
     good = _trained_checkpoint(tmp_path, run_cli)
     cases = {
         "no-description": ({k: v for k, v in good.items() if k != "model_description"}, "does not record which model"),
-        "empty-state": ({**good, "model": {}}, "the weights do not fit the model: 630 missing (first 'stem.conv.weight')"),
+        "empty-state": ({**good, "model": {}},
+                        "the weights do not fit the model: 630 missing (first 'stem.conv.weight')"),
         "bad-kwargs": ({**good, "model_description": {**good["model_description"], "model": "bnext_tiny",
                                                       "arch_spec": None, "model_kwargs": {"no_such_arg": 1}}},
                        "cannot build bnext_tiny from the recorded arguments"),

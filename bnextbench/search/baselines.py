@@ -89,6 +89,7 @@ def baseline_protocol(store: Store, study: str | None, data: str | None = None, 
         protocol = record.protocol
         images = load_data(protocol.data, protocol.resolution, protocol.train_limit, protocol.seed)
         return protocol, images.num_classes, record.budgets
+
     def given(value, default):  # None means "not given"; 0 is a value, and the recipe refuses it
         return default if value is None else value
 

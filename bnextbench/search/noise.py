@@ -19,10 +19,6 @@ from .record import StudyRecord
 from .retrain import train_or_reuse
 
 
-def check_extra_seeds(extra_seeds: int) -> int:
-    return NOISE_SEEDS.check(extra_seeds)
-
-
 def best_complete_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The complete trial with the highest top-1 (the lowest number among equals), or None."""
     complete = [t for t in trials if t["state"] == "complete" and t["top1"] is not None]
@@ -35,7 +31,7 @@ def winner_spread(record: StudyRecord, trials: list[dict[str, Any]], store: Stor
     study's), each trained once under the study's protocol and reused when already trained; None without a
     complete trial or without extra seeds."""
     best = best_complete_trial(trials)
-    if best is None or check_extra_seeds(extra_seeds) == 0:
+    if best is None or NOISE_SEEDS.check(extra_seeds) == 0:
         return None
     candidate = Candidate.from_dict(best["arch"])
     seeds = [record.protocol.seed + offset for offset in range(extra_seeds + 1)]

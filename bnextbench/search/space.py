@@ -213,7 +213,8 @@ def _choices(data: dict[str, Any], key: str, kind: type, default: list[Any] | No
             isinstance(option, (int, float)) and not isinstance(option, bool) and option > 0
             and (kind is float or float(option).is_integer()))
         if not valid:
-            raise SpaceError(f"{key}: {brief(option)} is not a valid {'true/false' if kind is bool else 'positive number'}")
+            expected = "true/false" if kind is bool else "positive number"
+            raise SpaceError(f"{key}: {brief(option)} is not a valid {expected}")
     return [kind(option) if kind is not bool else option for option in options]
 
 

@@ -22,7 +22,8 @@ KD_WEIGHTINGS = ("sample", "batch")
 WARMUP_EPOCHS = limits.Limit("warmup_epochs", 0, limits.EPOCHS.high, integer=True)
 WARMUP_LR, MIN_LR = limits.Limit("warmup_lr", 0, math.inf), limits.Limit("min_lr", 0, math.inf)
 CONV_WEIGHT_DECAY = limits.Limit("conv_weight_decay", 0, math.inf)
-WEIGHT_DECAY, GRAD_CLIP = limits.Limit("weight_decay", 0, math.inf), limits.Limit("grad_clip", 0, math.inf, low_open=True)
+WEIGHT_DECAY = limits.Limit("weight_decay", 0, math.inf)
+GRAD_CLIP = limits.Limit("grad_clip", 0, math.inf, low_open=True)
 
 
 @dataclass
