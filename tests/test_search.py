@@ -95,8 +95,8 @@ def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
     db = tmp_path / "r.db"
     space = tmp_path / "space.yaml"
     space.write_text(SMALL_SPACE)
-    args = ["search", "--budget", "20MBOPs", "--space", str(space), "--trials", "4", "--epochs", "3",
-            "--train-limit", "240", "--batch-size", "40", "--sampler", "random", "--pruner", "none",
+    args = ["search", "--budget", "20MBOPs", "--space", str(space), "--trials", "4", "--epochs", "4",
+            "--train-limit", "480", "--batch-size", "40", "--sampler", "random", "--pruner", "none",
             "--study", "killed", "--db", str(db), "--seed", "2", "--noise-seeds", "0"]
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "bnextbench", *args], cwd=tmp_path,
@@ -106,7 +106,7 @@ def test_killed_search_loses_and_repeats_no_trial(tmp_path, monkeypatch):
     completed_before: dict[int, float] = {}
     try:
         while time.time() < deadline:
-            time.sleep(1)
+            time.sleep(0.1)  # a trial lasts about a second on a fast host; poll often enough to see one running
             if process.poll() is not None:
                 pytest.fail(f"the search exited early ({process.returncode}): {(tmp_path / 'worker.log').read_text()[-500:]}")
             if not _study_written(db, "killed"):  # let the worker create Optuna's tables before we read them
