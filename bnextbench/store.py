@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -244,8 +246,25 @@ def _sqlite_pragmas(connection, _record) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _use_wal(cursor)
     cursor.close()
+
+
+def _use_wal(cursor) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting for a busy file as every other statement does.
+
+    Switching the journal mode needs the file to itself, and SQLite answers "database is locked" at once,
+    without the busy timeout, while another connection holds a lock: two processes opening a new
+    database together (the first converting it) would otherwise fail at random."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def shown(location: Any) -> str:

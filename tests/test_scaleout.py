@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -232,6 +233,26 @@ def test_two_local_processes_share_the_default_sqlite_file(tmp_path):
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_a_store_opens_while_another_connection_holds_the_file(tmp_path):
+    """Switching a file to WAL needs it to itself, and SQLite refuses at once (no busy wait) while another
+    connection holds a lock: the open must wait for the lock like any statement, not fail."""
+    path = tmp_path / "busy.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (id INTEGER)")  # a rollback-journal file, as a first opener leaves it
+    holder.execute("BEGIN IMMEDIATE")  # a writer: others may read, and the switch must wait for it to finish
+    holder.execute("INSERT INTO other VALUES (1)")
+    released = threading.Timer(0.5, holder.execute, ["COMMIT"])
+    released.start()
+    try:
+        store = Store(path)
+    finally:
+        released.join()
+        holder.close()
+    assert list(store.runs()) == []
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 # --- migrations ------------------------------------------------------------------------------------------------
