@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bnextbench.nn.conv import _ImageToColumnConv, _WinogradConv, algorithm_for
-from bnextbench.train.allocator import keep_freed_memory
+from bnextbench.allocator import keep_freed_memory
 
 # (in = out channels, kernel, stride, input size): wide layers on small maps, narrow ones on large maps.
 SHAPES = [

@@ -37,7 +37,7 @@ from bnextbench.search.oneshot import (OneShotConfig, configure_oneshot, proxy_c
 from bnextbench.search.study import Search, SearchConfig
 from bnextbench.search.summary import load_summary
 from bnextbench.store import Store
-from bnextbench.train.allocator import keep_freed_memory
+from bnextbench.allocator import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("bnext_tiny", "reactnet_a", "xnor_resnet18")

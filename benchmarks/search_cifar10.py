@@ -29,7 +29,7 @@ from bnextbench.search.baselines import run_baselines
 from bnextbench.search.study import Search, SearchConfig
 from bnextbench.search.summary import load_summary
 from bnextbench.store import Store
-from bnextbench.train.allocator import keep_freed_memory
+from bnextbench.allocator import keep_freed_memory
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "bnext.yaml"
 BASELINES = ("reactnet_a", "xnor_resnet18")

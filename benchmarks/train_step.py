@@ -28,7 +28,7 @@ from bnextbench.models import create_model
 from bnextbench.models.plan import LayerSite
 from bnextbench.nn import QuantConv2d, apply_constraints, use_cpu_kernels
 from bnextbench.nn.config import CPU_KERNELS_ENV
-from bnextbench.train.allocator import keep_freed_memory
+from bnextbench.allocator import keep_freed_memory
 from bnextbench.train.recipe import Recipe, clip_gradients, optimizer_for
 
 

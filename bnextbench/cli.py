@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -12,15 +14,10 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__, limits
-from .complexity import OPS_RULES
-from .data import AUGMENTATIONS
+from .choices import AUGMENTATIONS, MODEL_RESOLUTION, OPS_RULES, REFERENCE_VARIANTS, REPORT_FORMATS
 from .errors import BnextbenchError, BnextbenchWarning
 from .limits import help_with
-from .models import DEFAULT_RESOLUTION, list_models
-from .models.checkpoint import REFERENCE_VARIANTS
-from .report.formats import REPORT_FORMATS
-from .output import FORMATS, Field, emit, emit_record, fixed, percent, say, table
-from .output import console
+from .output import FORMATS, Field, console, emit, emit_record, fixed, percent, say, table
 
 app = typer.Typer(
     name="bnextbench",
@@ -75,10 +72,11 @@ def models(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """List every registered model with params, BOPs, OPs and binarization degree at 224x224, 1000 classes."""
+    from .models import list_models
     from .profiling import profile_model
 
-    reports = [profile_model(name, DEFAULT_RESOLUTION, 1000, ops_rule.value).to_dict() for name in list_models()]
-    emit(reports, SUMMARY_COLUMNS, output.value, f"Registered models at {DEFAULT_RESOLUTION}x{DEFAULT_RESOLUTION}, "
+    reports = [profile_model(name, MODEL_RESOLUTION, 1000, ops_rule.value).to_dict() for name in list_models()]
+    emit(reports, SUMMARY_COLUMNS, output.value, f"Registered models at {MODEL_RESOLUTION}x{MODEL_RESOLUTION}, "
          f"1000 classes, ops rule '{ops_rule.value}'", csv_keys=SUMMARY_FIELDS)
 
 
@@ -89,7 +87,7 @@ def profile(
                                                  "model: a BNext spec, or the 'arch' object `search --format json` "
                                                  "prints for a trial.")] = None,
     resolution: Annotated[int, typer.Option("--resolution", help="Input side in pixels (square input). Inputs "
-                                            "up to 64 px use the stride-1 small-input stem.")] = DEFAULT_RESOLUTION,
+                                            "up to 64 px use the stride-1 small-input stem.")] = MODEL_RESOLUTION,
     num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs (a BNext spec has its "
                                              "own).")] = 1000,
     ops_rule: OpsRuleOption = OpsRule.bits,
@@ -767,13 +765,16 @@ def main() -> None:
     Process-wide settings belong here, not in library calls: glibc keeps freed memory for reuse, which
     CPU training needs (``keep_freed_memory``) and which a program importing bnextbench may not want.
     """
-    from .train.allocator import keep_freed_memory
-
-    keep_freed_memory()
-    warnings.showwarning = _show_warning
+    args = sys.argv[1:] or ["--help"]
     try:
+        from .allocator import keep_freed_memory
+
+        keep_freed_memory()
+        warnings.showwarning = _show_warning
+        if not _asks_for_text(args):
+            _import_uninterrupted("torch", "timm")
         # Without standalone mode Typer returns the exit code of a command it ended: 130 for Ctrl-C.
-        code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except BnextbenchError as exc:
         _fail(str(exc))
     except typer.TyperException as exc:  # usage errors raised by Typer's click
@@ -787,6 +788,29 @@ def main() -> None:
 
 
 INTERRUPTED = 130  # the shell's exit status for SIGINT
+
+
+def _asks_for_text(args: list[str]) -> bool:
+    """Whether the command line only asks for help or the version, which need no torch."""
+    return "--help" in args or args == ["version"]
+
+
+def _import_uninterrupted(*modules: str) -> None:
+    """Import ``modules`` with Ctrl-C held until they are loaded, then act on it.
+
+    An interrupt inside torch's C++ initialisation does not unwind: pybind11 turns the KeyboardInterrupt
+    into std::terminate and the process aborts with a C++ message. Every command that runs a model
+    imports torch, so the command line loads it first, under this guard.
+    """
+    interrupted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: interrupted.append(number))
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 _python_showwarning = warnings.showwarning

@@ -22,12 +22,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .choices import OPS_RULES
 from .errors import BnextbenchError
 from .models.plan import LayerSite
 from .nn import QuantConv2d, QuantLinear, is_binary
 from .nn.quantizers import FLOAT_BITS
 
-OPS_RULES = ("bits", "bnext-paper")
 BITS_PER_MIB = 8 * 2**20
 
 

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
+from .choices import AUGMENTATIONS
 from .errors import BnextbenchError, BnextbenchWarning
 from .io import atomic_torch_save
 from .limits import RESOLUTION, TRAIN_LIMIT
@@ -316,9 +317,6 @@ def load_data(
             keep = balanced_subset(train_y, train_limit, seed)
             train_x, train_y = train_x[keep], train_y[keep]
     return ImageData(str(spec), list(classes), resolution, train_x, train_y, test_x, test_y, tuple(mean), tuple(std))
-
-
-AUGMENTATIONS = ("cifar", "flip", "bnext", "none")
 
 
 def train_transform(name: str, resolution: int) -> Callable[[torch.Tensor], torch.Tensor] | None:

@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 
-import bnextbench  # noqa: F401  (registers the models in timm)
+import bnextbench.models  # noqa: F401  (registers the models in timm)
 from bnextbench.complexity import count_model, crosscheck_ptflops, measured_sites
 from bnextbench.nn import ProgressiveSign, is_binary
 from bnextbench.nn.quantizers import precision_of

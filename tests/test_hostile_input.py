@@ -318,6 +318,25 @@ def test_ctrl_c_during_search_exits_130_and_keeps_the_trial(tmp_path):
     assert runs[interrupted_run] == "interrupted" and _integrity(db) == "ok"
 
 
+# Start-up: once the entry point runs (before it, Python starts and finds the package: milliseconds that are the
+# interpreter's), Ctrl-C is an interrupt like any other, whatever is loading: the command line, torch's C++ core.
+_STARTED_THEN_RUN = "from bnextbench.__main__ import run; print('started', flush=True); run()"
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3, 0.6])
+def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path, delay):
+    process = subprocess.Popen([sys.executable, "-c", _STARTED_THEN_RUN, "models"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "started\n"
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert (process.returncode, err) == (130, "error: interrupted\n")
+
+
 # Divergence: a run whose loss leaves the finite numbers is "diverged", with a message that says so.
 
 def test_a_diverging_run_is_diverged_not_a_database_fault(tmp_path, run_cli):

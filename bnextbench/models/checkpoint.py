@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ..choices import REFERENCE_VARIANTS
 from ..errors import BnextbenchError
 from ..io import atomic_torch_save, read_checkpoint
 from ..nn.quantizers import FLOAT_BITS
@@ -25,10 +26,6 @@ from .registry import BNEXT_NAMES, check_model_name, create_model
 CHECKPOINT_FORMAT = "bnextbench-model/1"
 _LISTED_NAMES = 8
 
-# The reference implementations a released checkpoint fits (their state_dict names coincide):
-# "float" is src/bnext.py, full-precision stem, SE and classifier (the file the training script
-# imports); "quant" is src/bnext_quant.py with quant=True and se_bits=8: 8-bit stem, SE and classifier.
-REFERENCE_VARIANTS = ("float", "quant")
 QUANT_AUX_BITS = 8
 _VARIANT_AUX_BITS = dict(zip(REFERENCE_VARIANTS, (FLOAT_BITS, QUANT_AUX_BITS)))
 # The reference's stem has stride 2 for ImageNet's class count and stride 1 for any other (CIFAR).

@@ -13,12 +13,13 @@ import timm
 from timm.models import register_model
 from torch import nn
 
+from ..choices import MODEL_RESOLUTION
 from ..errors import BnextbenchError
 from .baselines import BiRealNet18, ReActNetA, XnorResNet18
 from .bnext import BNext, BNext18
 from .spec import BNEXT_SIZES, named_spec
 
-DEFAULT_RESOLUTION = 224
+DEFAULT_RESOLUTION = MODEL_RESOLUTION
 _TIMM_FACTORY_KEYS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
 
 _MODEL_NAMES: list[str] = []

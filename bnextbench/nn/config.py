@@ -23,7 +23,7 @@ Behind the switch (on -> off):
 Not behind it, because none changes a value: ``binary_sign`` (it defines sign with 0 -> +1, larq's
 convention, and is not a stand-in for a torch op), ``clip_gradients`` in the training recipe (below the
 limit it skips a multiply by exactly 1, bit-identical to torch's clipping), and
-``bnextbench.train.allocator.keep_freed_memory`` (a process-wide malloc setting applied by the CLI entry
+``bnextbench.allocator.keep_freed_memory`` (a process-wide malloc setting applied by the CLI entry
 point and the training benchmarks, not by a layer).
 
 Where the speed-ups were measured: the thresholds in :mod:`bnextbench.nn.conv` and the timings quoted

@@ -14,13 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..choices import REPORT_FORMATS
 from ..io import atomic_write_files
 from .board import DESIGN_COLUMNS, LEADERBOARD_COLUMNS, Column, Leaderboard, ReportError
 from .figures import pareto_figure
 from .html import HtmlTable, render_html
 from .priors import PUBLISHED_RESOLUTION
-
-REPORT_FORMATS = ("md", "csv", "json", "html")
 
 NOTE_COLUMNS = (
     Column("prior model", "model"),

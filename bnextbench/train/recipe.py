@@ -12,7 +12,7 @@ from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 from .. import limits
-from ..data import AUGMENTATIONS
+from ..choices import AUGMENTATIONS
 from ..errors import BnextbenchError
 from ..nn import ProgressiveSign
 
