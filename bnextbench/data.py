@@ -10,11 +10,12 @@ image folders are cached on disk (``BNEXTBENCH_CACHE``, default ~/.cache/bnextbe
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 import torch
 from torch.utils.data import Dataset
@@ -57,9 +58,42 @@ def parse_data_spec(text: str) -> DataSpec:
     return DataSpec(kind, Path(path).expanduser().resolve())
 
 
+class ImageSource(Protocol):
+    """What training, evaluation and BatchNorm calibration read of a data set: uint8 images (3 x R x R) with
+    int64 labels, normalised by the reader with ``mean`` and ``std`` (:func:`normalize`).
+
+    :class:`ImageData` holds a decoded set in memory; a streaming folder decodes files as they are read.
+    """
+
+    spec: str
+    classes: list[str]
+    resolution: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def train_size(self) -> int: ...
+
+    @property
+    def test_size(self) -> int: ...
+
+    def train_set(self, augment: str) -> Dataset:
+        """The training split as a map-style dataset of (image, label), augmented per sample by ``augment``."""
+
+    def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The test split in order, as (images, labels) batches of at most ``batch_size``."""
+
+    def calibration_batches(self, count: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        """``count`` training images drawn by ``seed`` (the same for every call), un-augmented like the test
+        images, in near-equal batches of at most ``batch_size``."""
+
+
 @dataclass
 class ImageData:
-    """Decoded images (uint8, N x 3 x R x R) and labels of one data set at one resolution."""
+    """Decoded images (uint8, N x 3 x R x R) and labels of one data set at one resolution, in memory."""
 
     spec: str
     classes: list[str]
@@ -74,6 +108,27 @@ class ImageData:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_labels)
+
+    @property
+    def test_size(self) -> int:
+        return len(self.test_labels)
+
+    def train_set(self, augment: str) -> Dataset:
+        return TensorImages(self.train_images, self.train_labels, train_transform(augment, self.resolution))
+
+    def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, self.test_size, batch_size):
+            yield self.test_images[start:start + batch_size], self.test_labels[start:start + batch_size]
+
+    def calibration_batches(self, count: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        count = min(count, self.train_size)
+        chosen = torch.randperm(self.train_size, generator=torch.Generator().manual_seed(seed))[:count]
+        for part in chosen.tensor_split(math.ceil(count / batch_size)):
+            yield self.train_images[part]
 
 
 def normalization(kind: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

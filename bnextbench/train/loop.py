@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from ..complexity import count_model
 from .. import limits
-from ..data import ImageData, TensorImages, default_holdout, hold_out, load_data, normalize, train_transform
+from ..data import ImageSource, default_holdout, hold_out, load_data, normalize
 from ..errors import BnextbenchError, brief
 from ..io import atomic_torch_save, check_writable, read_checkpoint
 from ..models import BNext, BNextSpec, create_model, list_models
@@ -102,7 +102,7 @@ class TrainConfig:
             limit.check(value, optional=True)
         check_device(self.device)
 
-    def protocol(self, data: ImageData) -> Protocol:
+    def protocol(self, data: ImageSource) -> Protocol:
         """What this run trains under, on ``data`` as loaded for it."""
         teacher = " + ".join([*self.assistants, self.teacher]) if self.teacher else None
         return Protocol(data.spec, data.resolution, self.train_limit, self.recipe, teacher, self.holdout)
@@ -176,27 +176,27 @@ def seed_everything(seed: int, epoch: int) -> torch.Generator:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageData, device: torch.device, batch_size: int = 512) -> dict[str, float]:
+def evaluate(model: nn.Module, data: ImageSource, device: torch.device, batch_size: int = 512) -> dict[str, float]:
     """Top-1 / top-5 accuracy (%) and mean cross-entropy on the test split."""
     model.eval()
-    correct1 = correct5 = 0
+    correct1 = correct5 = total = 0
     loss_sum = 0.0
-    for start in range(0, len(data.test_labels), batch_size):
-        images = normalize(data.test_images[start:start + batch_size].to(device), data.mean, data.std)
-        labels = data.test_labels[start:start + batch_size].to(device)
+    for images, labels in data.test_batches(batch_size):
+        images = normalize(images.to(device), data.mean, data.std)
+        labels = labels.to(device)
         logits = model(images)
         loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct1 += (top[:, 0] == labels).sum().item()
         correct5 += (top == labels[:, None]).any(dim=1).sum().item()
-    total = len(data.test_labels)
+        total += len(labels)
     return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total, "loss": loss_sum / total}
 
 
 BATCH_NORM_CALIBRATION_IMAGES = 1024
 
 
-def recalibrate_batch_norm(model: nn.Module, data: ImageData, device: torch.device, batch_size: int,
+def recalibrate_batch_norm(model: nn.Module, data: ImageSource, device: torch.device, batch_size: int,
                            seed: int, images: int = BATCH_NORM_CALIBRATION_IMAGES) -> None:
     """Set every BatchNorm's running statistics to those of the current weights, measured on up to
     ``images`` training images, un-augmented like the test images (each statistic the plain average over
@@ -208,11 +208,9 @@ def recalibrate_batch_norm(model: nn.Module, data: ImageData, device: torch.devi
     running variances are 10^3 times the true ones and the eval-mode network sits at chance. Late in a
     long run both estimates agree. The draw depends on ``seed`` only, so a resumed run recalibrates alike.
     """
-    count = min(images, len(data.train_labels))
-    chosen = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(seed))[:count]
     # Near-equal batches, as the cumulative average update_bn keeps weighs every batch alike.
-    batches = (normalize(data.train_images[part].to(device), data.mean, data.std)
-               for part in chosen.tensor_split(math.ceil(count / batch_size)))
+    batches = (normalize(batch.to(device), data.mean, data.std)
+               for batch in data.calibration_batches(images, batch_size, seed))
     update_bn(batches, model)
 
 
@@ -261,7 +259,7 @@ class Trainer:
         config, recipe = self.config, self.recipe
         data = load_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download)
         if config.supernet_space is not None and config.holdout is None:  # a supernet always validates held out
-            self.config = config = replace(config, holdout=default_holdout(len(data.train_labels)))
+            self.config = config = replace(config, holdout=default_holdout(data.train_size))
         if config.holdout is not None:
             data = hold_out(data, config.holdout, recipe.seed)
         curriculum = None
@@ -318,7 +316,7 @@ class Trainer:
             raise
         return record
 
-    def _create_run(self, model: nn.Module, description: dict[str, Any], data: ImageData) -> int:
+    def _create_run(self, model: nn.Module, description: dict[str, Any], data: ImageSource) -> int:
         config = self.config
         complexity = None
         if isinstance(model, BNextSupernet):  # the counts of its largest subnet
@@ -349,8 +347,7 @@ class Trainer:
 
     def _epochs(self, run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out, description):
         recipe = self.recipe
-        transform = train_transform(recipe.augment, data.resolution)
-        train_set = TensorImages(data.train_images, data.train_labels, transform)
+        train_set = data.train_set(recipe.augment)
         on_gpu = self.device.type == "cuda"
         # On a GPU the test tensors live on the device; augmentation runs in CPU workers beside it.
         workers = min(8, (os.cpu_count() or 2) - 1) if on_gpu else 0
