@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # the store takes protocols by their keys; the training packa
 
 DEFAULT_DB = Path("results") / "bnextbench.db"
 RUN_STATES = ("running", "completed", "interrupted", "diverged", "failed", "pruned")
-RUN_KINDS = ("train", "supernet")  # a candidate's training run, or a one-shot supernet's
+RUN_KINDS = ("train", "supernet", "evaluate")  # a candidate's training run, a one-shot supernet's, an evaluation
 SQLITE_BUSY_TIMEOUT_S = 30
 VERSION_TABLE = "bnextbench_alembic_version"  # Optuna keeps its own "alembic_version" in the same database
 FIRST_REVISION = "0001"  # the schema of bnextbench 0.1, which had no version table
@@ -125,6 +125,9 @@ class Run(Base):
     top1: Mapped[float | None] = mapped_column(Float)
     top5: Mapped[float | None] = mapped_column(Float)
     train_images_per_s: Mapped[float | None] = mapped_column(Float)
+    eval_images_per_s: Mapped[float | None] = mapped_column(Float)  # of an evaluation run
+    world_size: Mapped[int] = mapped_column(default=1, server_default="1")  # processes that trained it (torchrun)
+    skipped_images: Mapped[int] = mapped_column(default=0, server_default="0")  # unreadable files passed over
     complexity: Mapped[dict[str, Any] | None]
     message: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=_now)

@@ -287,7 +287,7 @@ def test_database_of_version_0_1_is_migrated_and_keeps_its_rows(tmp_path):
         connection.row_factory = sqlite3.Row
         after = {table: connection.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in tables}
         connection.row_factory = None
-        assert connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0004",)]
+        assert connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0005",)]
         assert connection.execute("SELECT * FROM alembic_version").fetchall() == optuna_version  # Optuna's own
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert [tuple(row) for row in after["epoch_metrics"]] == before["epoch_metrics"]
@@ -304,6 +304,7 @@ def test_database_of_version_0_1_is_migrated_and_keeps_its_rows(tmp_path):
         assert run["candidate"] == run["model"] == f"bnext-spec-{run['arch_hash']}"
         assert run["protocol_key"] == Protocol.from_dict(old["protocol"]).key  # 0.1 stored today's recipe fields
         assert (run["kind"], run["holdout"]) == ("train", None)  # 0004: every old run is a candidate's training run
+        assert (run["world_size"], run["skipped_images"], run["eval_images_per_s"]) == (1, 0, None)  # 0005
     # search trials: old columns keep their values; the candidate hash became the candidate's one name, the
     # name of the run that trained it
     names = {run["id"]: run["candidate"] for run in after["runs"]}
