@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import math
 import signal
 import sys
 import warnings
@@ -373,24 +374,38 @@ def search(
     store = Store(db)
     if strategy is Strategy.oneshot:
         result = run_oneshot(configured, oneshot, store)
-        _emit_trials(result, result["trials"], output)
+        _emit_leaderboard(result, output)
         if output is OutputFormat.table:
             _say_fidelity(result)
         return
     result = configured.run(store)
     spread = winner_spread(configured.record, result["trials"], store, noise_seeds, device)
-    _emit_trials(result, result["trials"], output, document={**result, "winner_seeds": spread})
+    _emit_leaderboard(result, output, document={**result, "winner_seeds": spread})
     if spread is not None and output is OutputFormat.table:
         say(spread_text(spread))
 
 
-TRIAL_COLUMNS = (
-    Field("rank", "rank"), Field("number", "trial"), Field("state", "state", left=True),
-    Field("top1", "top-1 (%)", fixed(".2f")), Field("bops", "BOPs (M)", fixed(".1f", 1e6)),
-    Field("budget_share", "of budget (%)", fixed(".0f", 0.01)), Field("ops", "OPs (M)", fixed(".2f", 1e6)),
-    Field("params", "params (M)", fixed(".3f", 1e6)), Field("epochs", "epochs"), Field("run_id", "run"),
-    Field("candidate", "candidate", left=True),
-)
+def count_field(budgets: list[str] | None, key: str, header: str, decimals_in_millions: int) -> Field:
+    """A column of counts (``bops``, ``ops``, ``params``) in the unit of the study's budget on that metric (a budget
+    of 0.3GBOPs shows BOPs in G), else in millions; the decimals follow the unit."""
+    from .search.budget import PREFIXES, parse_budget
+
+    prefix = next((b.prefix for b in map(parse_budget, budgets or []) if b.metric == key), "M")
+    scale = PREFIXES[prefix.lower()]
+    decimals = max(0, decimals_in_millions + round(math.log10(scale / 1e6)))
+    return Field(key, f"{header} ({prefix or 'count'})", fixed(f".{decimals}f", scale))
+
+
+def trial_columns(budgets: list[str] | None, bucket: bool = False) -> tuple[Field, ...]:
+    """A study's trial table, ranked; with ``bucket``, each row's BOPs bucket (in the BOPs column's unit) instead
+    of a rank."""
+    bops = count_field(budgets, "bops", "BOPs", 1)
+    first = (Field("bucket", bops.header.replace("BOPs", "BOPs bucket"), left=True) if bucket
+             else Field("rank", "rank"))
+    return (first, Field("number", "trial"), Field("state", "state", left=True),
+            Field("top1", "top-1 (%)", fixed(".2f")), bops, Field("budget_share", "of budget (%)", fixed(".0f", 0.01)),
+            count_field(budgets, "ops", "OPs", 2), count_field(budgets, "params", "params", 3),
+            Field("epochs", "epochs"), Field("run_id", "run"), Field("candidate", "candidate", left=True))
 
 
 def _say_fidelity(result: dict) -> None:
@@ -407,18 +422,27 @@ def _say_fidelity(result: dict) -> None:
         say(f"low-fidelity proxy (top-1 after epoch 1) against the final top-1: {describe(fidelity)}")
 
 
-def _emit_trials(result: dict, trials: list[dict], output: OutputFormat, heading: str = "leaderboard",
-                 document: dict | None = None) -> None:
-    """A study's trials ranked by top-1 (trials without one last), under a title naming its protocol."""
+def _emit_trials(result: dict, rows: list[dict], output: OutputFormat, heading: str = "leaderboard",
+                 document: dict | None = None, bucket: bool = False) -> None:
+    """Rows of a study's trials under a title naming its protocol."""
     protocol = result["protocol"] or {}
     title = (f"{heading} of study {result['study']}: budget {', '.join(result['budgets'] or [])}, "
              f"{protocol.get('data')} at {protocol.get('resolution')} px, {protocol.get('recipe', {}).get('epochs')} "
              "epochs")
     if result.get("strategy") == "oneshot":
         title += " (one-shot: top-1 is the score on held-out training images with the supernet's weights)"
-    ranked = sorted(trials, key=lambda t: (t["top1"] is None, -(t["top1"] or 0.0)))
-    rows = [{**trial, "rank": rank} for rank, trial in enumerate(ranked, 1)]
-    emit(rows, TRIAL_COLUMNS, output.value, title, document=result if document is None else document)
+    elif any(row["state"] == "pruned" for row in rows):
+        title += "; pruned trials stopped early (see epochs) and are not ranked"
+    emit(rows, trial_columns(result["budgets"], bucket), output.value, title,
+         document=result if document is None else document)
+
+
+def _emit_leaderboard(result: dict, output: OutputFormat, document: dict | None = None) -> None:
+    """A study's leaderboard (complete trials ranked, pruned ones apart; search.summary.leaderboard)."""
+    from .search.summary import leaderboard
+
+    rows = leaderboard(result["trials"])
+    _emit_trials(result, rows, output, document={**(result if document is None else document), "leaderboard": rows})
 
 
 @app.command()
@@ -429,18 +453,19 @@ def show(
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """The Pareto front (top-1 against OPs) and the best candidate per BOPs bucket (powers of two) of a study."""
-    from .search.summary import best_per_bucket, load_summary, pareto_front
+    from .search.summary import best_per_bucket, leaderboard, load_summary, pareto_front
     from .store import Store
 
     result = load_summary(study, storage or Store.existing(db).url)
     front, buckets = pareto_front(result["trials"]), best_per_bucket(result["trials"])
     document = {**result, "pareto_front": front, "best_per_bucket": buckets}
     if output is not OutputFormat.table:
-        emit(front, TRIAL_COLUMNS, output.value, document=document)
+        emit(leaderboard(front), trial_columns(result["budgets"]), output.value, document=document)
         return
-    _emit_trials(result, front, output, "Pareto front, top-1 against OPs")
-    _emit_trials(result, [bucket["trial"] for bucket in buckets], output,
-                 "best candidate per BOPs bucket [2^k, 2^(k+1))")
+    _emit_trials(result, leaderboard(front), output, "Pareto front, top-1 against OPs")
+    bops = count_field(result["budgets"], "bops", "BOPs", 1).text
+    _emit_trials(result, [{**b["trial"], "bucket": f"[{bops(b['bops_from'])}, {bops(b['bops_below'])})"}
+                          for b in buckets], output, "best candidate per BOPs bucket [2^k, 2^(k+1))", bucket=True)
     _say_fidelity(result)
 
 
@@ -750,7 +775,7 @@ def worker(
     from .store import Store
 
     result = join_search(study, storage, Store(db))
-    _emit_trials(result, result["trials"], output)
+    _emit_leaderboard(result, output)
 
 
 @app.command()

@@ -13,12 +13,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from bnextbench.cli import main
+from bnextbench.cli import count_field, main, trial_columns
 from bnextbench.models import BNextSpec
 from bnextbench.profiling import profile_spec
 from bnextbench.search import parse_budgets
 from bnextbench.search.study import Search, SearchConfig, SearchError
-from bnextbench.search.summary import best_per_bucket, pareto_front
+from bnextbench.search.summary import best_per_bucket, leaderboard, pareto_front
 from bnextbench.store import Store
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "bnext.yaml"
@@ -54,6 +54,49 @@ def test_search_trains_only_candidates_under_budget(tmp_path):
     front = pareto_front(trials)
     assert front and all(a["ops"] <= b["ops"] for a, b in zip(front, front[1:]))
     assert sum(1 for _ in best_per_bucket(trials)) >= 1
+
+
+def _trial(number, state, top1, bops, epochs=3):
+    return {"number": number, "state": state, "top1": top1, "bops": bops, "ops": bops / 64, "epochs": epochs}
+
+
+# Complete trials at 3 epochs, a pruned one with a higher top-1 after 1 epoch, an over-budget one, a failed one.
+MIXED_FIDELITY = [
+    _trial(0, "complete", 70.0, 9e6), _trial(1, "pruned", 90.0, 3e6, epochs=1), _trial(2, "complete", 80.0, 40e6),
+    _trial(3, "infeasible", None, 400e6, epochs=None), _trial(4, "complete", 80.0, 20e6), _trial(5, "fail", None, 5e6),
+]
+
+
+def test_leaderboard_ranks_one_fidelity_and_keeps_pruned_trials_apart():
+    rows = leaderboard(MIXED_FIDELITY)
+    assert [(row["rank"], row["number"]) for row in rows] == [
+        (1, 4), (2, 2), (3, 0),  # complete by top-1; of the equal 80 %, the cheaper first
+        (None, 1),  # pruned: a top-1 after 1 epoch is not ranked against 3-epoch ones, however high
+        (None, 3), (None, 5),  # no top-1, by number
+    ]
+    assert [row["epochs"] for row in rows[:4]] == [3, 3, 3, 1]
+
+
+def test_best_per_bucket_names_its_bounds_and_prefers_the_cheaper_of_equals():
+    buckets = best_per_bucket(MIXED_FIDELITY)
+    assert [(b["bops_from"], b["bops_below"], b["trial"]["number"]) for b in buckets] == [
+        (2**23, 2**24, 0), (2**24, 2**25, 4), (2**25, 2**26, 2)]  # trial 1 is pruned: not a trained candidate
+    for bucket in buckets:
+        assert bucket["bops_from"] <= bucket["trial"]["bops"] < bucket["bops_below"]
+    tied = [_trial(0, "complete", 80.0, 30e6), _trial(1, "complete", 80.0, 20e6)]  # one bucket, equal top-1
+    assert [b["trial"]["number"] for b in best_per_bucket(tied)] == [1]
+
+
+@pytest.mark.parametrize("budgets, header, shown", [
+    (["0.3GBOPs"], "BOPs (G)", "0.2212"), (["20MBOPs"], "BOPs (M)", "221.2"), (["500kBOPs"], "BOPs (k)", "221184"),
+    (["2MParams"], "BOPs (M)", "221.2"), (None, "BOPs (M)", "221.2"),
+])
+def test_counts_are_shown_in_the_unit_of_the_budget(budgets, header, shown):
+    bops = count_field(budgets, "bops", "BOPs", 1)
+    assert (bops.header, bops.cell({"bops": 221_184_000})) == (header, shown)
+    assert header in [field.header for field in trial_columns(budgets)]
+    params = count_field(["2MParams", "0.3GBOPs"], "params", "params", 3)
+    assert (params.header, params.cell({"params": 1_234_567})) == ("params (M)", "1.235")
 
 
 def test_rerun_continues_and_reuses_trained_candidates(tmp_path):

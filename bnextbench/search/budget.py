@@ -43,6 +43,13 @@ class Budget:
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def prefix(self) -> str:
+        """The SI prefix the budget was written with (``0.3GBOPs`` -> ``G``), so that tables can show counts in
+        the budget's own unit; ``""`` for plain counts."""
+        written = _PATTERN.fullmatch(self.text)["prefix"].lower()
+        return written if written == "k" else written.upper()
+
 
 def parse_budget(text: str) -> Budget:
     """One budget string -> :class:`Budget`; a one-line error names what is wrong."""

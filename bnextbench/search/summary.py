@@ -83,11 +83,28 @@ def pareto_front(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(front, key=lambda t: t["ops"])
 
 
+def _better(trial: dict[str, Any]) -> tuple:
+    """Sort key, best first: higher top-1; of equal ones the cheaper (fewer BOPs), then the earlier trial."""
+    return -trial["top1"], trial["bops"], trial["number"]
+
+
 def best_per_bucket(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The best trained trial in each BOPs bucket [2^k, 2^(k+1))."""
+    """The best trained trial in each BOPs bucket [2^k, 2^(k+1)), with the bucket's bounds."""
     best: dict[int, dict[str, Any]] = {}
     for trial in _trained(trials):
         k = max(0, int(trial["bops"]).bit_length() - 1)
-        if k not in best or trial["top1"] > best[k]["top1"]:
+        if k not in best or _better(trial) < _better(best[k]):
             best[k] = trial
     return [{"bops_from": 2**k, "bops_below": 2 ** (k + 1), "trial": best[k]} for k in sorted(best)]
+
+
+def leaderboard(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials as a leaderboard, one fidelity per ranking: the complete trials (every epoch trained) ranked by
+    top-1 (``rank`` 1, 2, ...); after them the pruned ones, whose top-1 is from fewer epochs, by top-1 and
+    unranked (``rank`` None); then the trials with no top-1 (over budget, failed, ...) by number."""
+    complete = sorted(_trained(trials), key=_better)
+    pruned = sorted((t for t in trials if t["state"] == "pruned" and t["top1"] is not None), key=_better)
+    listed = {t["number"] for t in complete + pruned}
+    rest = sorted((t for t in trials if t["number"] not in listed), key=lambda t: t["number"])
+    return ([{**trial, "rank": rank} for rank, trial in enumerate(complete, 1)]
+            + [{**trial, "rank": None} for trial in pruned + rest])
