@@ -768,13 +768,14 @@ def worker(
     storage: Annotated[str, typer.Option("--storage", help="Its Optuna storage: postgresql://USER@HOST/DB, "
                                          "journal:PATH or another SQLAlchemy URL.")],
     db: DbOption = None,
+    device: DeviceOption = None,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
     """Join a search study with the budget, space, data and recipe it records; run trials until it is full."""
     from .search.study import join_search
     from .store import Store
 
-    result = join_search(study, storage, Store(db))
+    result = join_search(study, storage, Store(db), device=device)
     _emit_leaderboard(result, output)
 
 

@@ -141,6 +141,7 @@ class Search:
     @classmethod
     def join(cls, study: str, storage: str, device: str | None = None) -> Search:
         """A worker for an existing study: budgets, space, protocol and settings as the study records them."""
+        check_device(device)
         record = read_study_record(study, storage)
         protocol = record.protocol
         data = load_data(protocol.data, protocol.resolution, protocol.train_limit, protocol.seed)
