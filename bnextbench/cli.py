@@ -379,6 +379,10 @@ def search(
             _say_fidelity(result)
         return
     result = configured.run(store)
+    if result["already_complete"]:
+        warnings.warn(f"study {result['study']} already held its {trials} trials, so nothing was trained; this is "
+                      "its stored leaderboard (a larger --trials continues it, another --study starts anew)",
+                      BnextbenchWarning)
     spread = winner_spread(configured.record, result["trials"], store, noise_seeds, device)
     _emit_leaderboard(result, output, document={**result, "winner_seeds": spread})
     if spread is not None and output is OutputFormat.table:

@@ -101,9 +101,10 @@ def test_counts_are_shown_in_the_unit_of_the_budget(budgets, header, shown):
 
 def test_rerun_continues_and_reuses_trained_candidates(tmp_path):
     store = Store(tmp_path / "r.db")
-    Search.configure(small_config(tmp_path, trials=3)).run(store, progress=False)
+    assert not Search.configure(small_config(tmp_path, trials=3)).run(store, progress=False)["already_complete"]
     runs_before = len(list(store.runs()))
     result = Search.configure(small_config(tmp_path, trials=5)).run(store, progress=False)
+    assert not result["already_complete"]
     numbers = [t["number"] for t in result["trials"]]
     assert numbers == sorted(set(numbers)) and len([t for t in result["trials"] if t["state"] != "fail"]) == 5
     study = optuna.load_study(study_name="small", storage=store.url)
@@ -111,6 +112,9 @@ def test_rerun_continues_and_reuses_trained_candidates(tmp_path):
     reused = [t for t in study.trials if "reused_run" in t.user_attrs]
     assert len(list(store.runs())) - runs_before == len(trained_now)  # only the new trials trained, each once
     assert all(t.user_attrs["run_id"] == t.user_attrs["reused_run"] for t in reused)
+    runs_full = len(list(store.runs()))
+    again = Search.configure(small_config(tmp_path, trials=5)).run(store, progress=False)
+    assert again["already_complete"] and again["trials"] == result["trials"] and len(list(store.runs())) == runs_full
 
 
 def test_study_with_another_space_is_refused(tmp_path):

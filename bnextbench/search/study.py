@@ -210,7 +210,8 @@ class Search:
                 factory = self.strategy_factory or STRATEGIES[settings.strategy]
                 strategy = factory(record, self.data, store, shown, self.multi_objective, self.device)
                 WorkerLoop(study, strategy, settings.trials, dead_trials, shown, settings.heartbeat).run()
-            return summarize(study)
+            # A study full before this call trained nothing now: its leaderboard is the stored one.
+            return {**summarize(study), "already_complete": done >= settings.trials}
         except (OperationalError, DatabaseError, StorageInternalError) as exc:
             raise database_error(spec, exc.__cause__ or exc, "use", "study storage") from None
 
