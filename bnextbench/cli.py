@@ -704,11 +704,11 @@ def compare(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Searched candidates against same-protocol baselines, one ranking per data set and resolution, and the
-    published ImageNet rows apart. Counts: BOPs, FLOPs, OPs and params in millions at each row's resolution."""
+    published ImageNet rows apart. Counts at each row's resolution: FLOPs, OPs and params in millions, BOPs in
+    millions (local rows) or billions (published rows); each title names the ops rule of its OPs and degrees."""
     from .report import (
         COUNTED_COLUMNS,
         DESIGN_COLUMNS,
-        LEADERBOARD_COLUMNS,
         build_leaderboard,
         counted_csv,
         counted_rows,
@@ -734,9 +734,12 @@ def compare(
         sys.stdout.write(to_csv(board))
     else:
         for section in board.sections:
-            shown = tuple(c for c in LEADERBOARD_COLUMNS if c.key not in ("data", "resolution"))  # in the title
-            shown += DESIGN_COLUMNS if design and section.kind == "published" else ()
+            shown = tuple(c for c in section.columns if c.key not in ("data", "resolution")  # in the title
+                          and (design or c not in DESIGN_COLUMNS))
             console.print(table(section.rows, _board_fields(shown), section.title, drop_empty=True))
+        if not any(row["kind"] == "baseline" for section in board.sections for row in section.rows):
+            say("no baselines yet: `bnextbench baselines --study STUDY` trains XNOR-ResNet-18, Bi-Real-18 and "
+                "ReActNet-A width-fitted to a study's budget under its protocol, to rank beside its candidates")
 
 
 @app.command()

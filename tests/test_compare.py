@@ -17,6 +17,7 @@ import pytest
 
 from bnextbench.profiling import profile_model
 from bnextbench.report.priors import PUBLISHED_DATA, load_priors, parse_tag
+from bnextbench.report.board import PUBLISHED_OPS_RULE
 from bnextbench.search import parse_budgets
 from bnextbench.search.baselines import BASELINE_MODELS, flag_protocol, width_for_budget
 from bnextbench.search.study import Search, SearchConfig
@@ -109,7 +110,11 @@ def test_compare_json_ranks_local_runs_and_keeps_published_rows_apart(results, r
 def test_different_resolutions_never_share_a_ranking(results, run_cli):
     report = compare_json(run_cli, results, "--data", "digits")
     titles = [section["title"] for section in report["sections"]]
-    assert titles[:2] == ["digits at 16 px", "digits at 24 px"] and len(titles) == 3
+    assert titles[:2] == ["digits at 16 px; OPs and degree by the bits ops rule",
+                          "digits at 24 px; OPs and degree by the bits ops rule"] and len(titles) == 3
+    assert titles[2].startswith("published, ImageNet") and "as published" in titles[2]
+    shown = {table["caption"]: table["columns"] for table in report["tables"]}
+    assert "BOPs (G)" in shown[titles[2]] and "BOPs (M)" in shown[titles[0]]  # ImageNet BNNs in billions
     at24 = report["sections"][1]["rows"]
     assert [(row["model"], row["rank"], row["kind"]) for row in at24] == [("reactnet_a x0.125", 1, "baseline")]
 
@@ -119,14 +124,17 @@ def test_compare_csv_and_table(results, run_cli):
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     sections = {row["section"] for row in rows}
-    assert sections == {"digits at 16 px", f"published, {PUBLISHED_DATA} at 224 px"}
+    assert sections == {"digits at 16 px; OPs and degree by the bits ops rule",
+                        f"published, {PUBLISHED_DATA} at 224 px; OPs and degree {PUBLISHED_OPS_RULE}"}
     for section in sections:
         ranks = [int(row["rank"]) for row in rows if row["section"] == section]
         assert ranks == list(range(1, len(ranks) + 1))
     react = next(row for row in rows if row["model"] == "ReActNet-A")
-    assert react["BOPs (M)"] == "4820.000" and react["OPs (M)"] == "87.000" and react["with PReLU"] == "yes"
+    assert react["BOPs (G)"] == "4.820" and react["BOPs (M)"] == "" and react["OPs (M)"] == "87.000"
+    assert react["with PReLU"] == "yes"
     code, out, _ = run_cli("compare", "--db", results.db, "--study", STUDY, "--design")
     assert code == 0 and "digits at 16 px" in out and "BOPs (M)" in out and "with PReLU" in out
+    assert "BOPs (G)" in out and "52.150" in out  # the published section's BOPs in billions (BNext-L)
 
 
 def test_published_vs_counted_flags_the_bnext_readme_unit(results, run_cli):

@@ -135,7 +135,7 @@ def test_report_command_html_matches_its_json(browser, tmp_path):
     assert browser.execute_script("return document.querySelectorAll('#figure > svg path').length") > 0
     assert browser.execute_script("return document.querySelectorAll('table.bnb-table').length") == len(tables)
     local = tables[0]
-    assert local["caption"] == "digits at 16 px" and 1 <= len(local["rows"]) <= 2  # one row per trained trial
+    assert local["caption"] == "digits at 16 px; OPs and degree by the bits ops rule" and 1 <= len(local["rows"]) <= 2
     for index, table in enumerate(tables):
         shown = rows_of(browser, f"#table-{index}")
         assert len(shown) == len(table["rows"])

@@ -64,6 +64,7 @@ LEADERBOARD_COLUMNS = (
     Column("teacher", "teacher"),
     Column("source", "source"),
 )
+PUBLISHED_BOPS = Column("BOPs (G)", "bops", 1e9, 3)
 DESIGN_COLUMNS = (
     Column("with BN", "with_bn"),
     Column("with PReLU", "with_prelu"),
@@ -85,7 +86,10 @@ class Section:
 
     @property
     def columns(self) -> tuple[Column, ...]:
-        return LEADERBOARD_COLUMNS + (DESIGN_COLUMNS if self.kind == "published" else ())
+        if self.kind == "local":
+            return LEADERBOARD_COLUMNS
+        # ImageNet-sized BNNs have BOPs in the billions: in millions they read 52150.000
+        return tuple(PUBLISHED_BOPS if c.key == "bops" else c for c in LEADERBOARD_COLUMNS) + DESIGN_COLUMNS
 
 
 @dataclass
@@ -196,7 +200,9 @@ def local_sections(store: Store, study: str | None = None, data: str | None = No
     for (spec, resolution), rows in sorted(by_data.items()):
         ranked = _ranked(rows)
         _mark_front(ranked)
-        sections.append(Section(f"{spec} at {resolution} px", "local", spec, resolution, ranked))
+        rules = " and ".join(sorted({row["ops_rule"] for row in ranked}))
+        sections.append(Section(f"{spec} at {resolution} px; OPs and degree by the {rules} ops rule", "local", spec,
+                                resolution, ranked))
     return sections
 
 
@@ -223,8 +229,8 @@ def published_section() -> Section:
     ranked = _ranked(rows)
     for row in ranked:
         row["on_front"] = False
-    return Section(f"published, {PUBLISHED_DATA} at {PUBLISHED_RESOLUTION} px", "published", PUBLISHED_DATA,
-                   PUBLISHED_RESOLUTION, ranked)
+    return Section(f"published, {PUBLISHED_DATA} at {PUBLISHED_RESOLUTION} px; OPs and degree {PUBLISHED_OPS_RULE}",
+                   "published", PUBLISHED_DATA, PUBLISHED_RESOLUTION, ranked)
 
 
 def counted_rows(threshold: float = MISMATCH_THRESHOLD) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..choices import REPORT_FORMATS
 from ..io import atomic_write_files
-from .board import DESIGN_COLUMNS, LEADERBOARD_COLUMNS, Column, Leaderboard, ReportError
+from .board import DESIGN_COLUMNS, LEADERBOARD_COLUMNS, PUBLISHED_BOPS, Column, Leaderboard, ReportError
 from .figures import pareto_figure
 from .html import HtmlTable, render_html
 from .priors import PUBLISHED_RESOLUTION
@@ -26,7 +26,9 @@ NOTE_COLUMNS = (
     Column("tag", "tag"),
     Column("note", "note"),
 )
-CSV_COLUMNS = LEADERBOARD_COLUMNS + DESIGN_COLUMNS + NOTE_COLUMNS[1:]
+# Every section's columns: BOPs in millions for local rows, in billions for published ones (Section.columns).
+CSV_COLUMNS = tuple(column for c in LEADERBOARD_COLUMNS for column in ((c, PUBLISHED_BOPS) if c.key == "bops" else (c,))
+                    ) + DESIGN_COLUMNS + NOTE_COLUMNS[1:]
 NOTES_TITLE = "published figures: how sure each is (tag) and where sources disagree"
 COUNTED_COLUMNS = (
     Column("prior model", "prior"),
@@ -129,9 +131,12 @@ def _csv_text(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
 
 def to_csv(board: Leaderboard) -> str:
     """Every section in one CSV; the ``section`` column keeps rankings apart."""
+    def cells(section, row) -> list[str]:
+        shown = set(section.columns) | set(NOTE_COLUMNS[1:])
+        return [cell_text(row, c) if c in shown else "" for c in CSV_COLUMNS]
+
     return _csv_text(["section", *(c.header for c in CSV_COLUMNS)],
-                     ([section.title, *(cell_text(row, c) for c in CSV_COLUMNS)]
-                      for section in board.sections for row in section.rows))
+                     ([section.title, *cells(section, row)] for section in board.sections for row in section.rows))
 
 
 def counted_csv(rows: list[dict[str, Any]]) -> str:
