@@ -201,8 +201,7 @@ DownloadOption = Annotated[bool, typer.Option("--download", help="Let torchvisio
 DataModeOption = Annotated[DataMode, typer.Option("--data-mode", help="An image folder decoded once into memory, or "
                                                   "streamed: each file decoded when read, in worker processes, "
                                                   "with the BNext ImageNet transforms (timm). auto streams past 4 "
-                                                  "GiB decoded (or a quarter of this machine's memory) and with "
-                                                  "--skip-bad-images.")]
+                                                  "GiB decoded and with --skip-bad-images.")]
 SkipBadOption = Annotated[bool, typer.Option("--skip-bad-images", help="Pass unreadable image files of a streamed "
                                              "folder over and count them in the run (default: stop, naming the "
                                              "file).")]

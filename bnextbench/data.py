@@ -430,10 +430,10 @@ def load_data(
 # An image folder is decoded into memory up to this size (decoded uint8 tensors), and streamed from its files
 # beyond. In memory, the set is decoded once in one process and kept twice (RAM and the cache file): quick for
 # sets like CIFAR (0.2 GB at 32 px), slow to start and wasteful for ImageNet (1.3 M files, 200 GB at 224 px),
-# where decoding per sample in parallel workers is what the reference pipeline does anyway. A quarter of the
-# machine's memory leaves room for the model, the optimizer and the DataLoader workers.
+# where decoding per sample in parallel workers is what the reference pipeline does anyway. A fixed size, not a
+# share of this machine's memory: the two modes crop differently, so the choice must depend on the data and
+# the resolution alone, for a protocol to mean the same pixels on every machine.
 MEMORY_MODE_CAP_BYTES = 4 * 2**30
-MEMORY_MODE_SHARE = 0.25
 
 
 def _memory_bytes() -> int:
@@ -441,9 +441,9 @@ def _memory_bytes() -> int:
 
 
 def streams_by_size(images: int, resolution: int) -> bool:
-    """Whether ``images`` decoded at ``resolution`` exceed what --data-mode auto keeps in memory:
-    :data:`MEMORY_MODE_CAP_BYTES`, or :data:`MEMORY_MODE_SHARE` of this machine's memory if that is less."""
-    return images * 3 * resolution * resolution > min(MEMORY_MODE_CAP_BYTES, MEMORY_MODE_SHARE * _memory_bytes())
+    """Whether ``images`` decoded at ``resolution`` exceed what --data-mode auto keeps in memory
+    (:data:`MEMORY_MODE_CAP_BYTES`)."""
+    return images * 3 * resolution * resolution > MEMORY_MODE_CAP_BYTES
 
 
 def check_data_mode(mode: str) -> str:
