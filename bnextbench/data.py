@@ -146,7 +146,7 @@ class ImageData:
     def loader_workers(self, on_gpu: bool) -> int:
         # Decoded already: on a CPU, augmenting in the training process beats copying batches between processes;
         # beside a GPU, CPU workers augment while it computes.
-        return min(8, (os.cpu_count() or 2) - 1) if on_gpu else 0
+        return loader_worker_count() if on_gpu else 0
 
     def collate(self, items: list) -> tuple[torch.Tensor, torch.Tensor]:
         return default_collate(items)
@@ -157,6 +157,14 @@ class ImageData:
     @property
     def skipped_images(self) -> int:
         return 0  # decoding stopped at the first unreadable file
+
+
+MAX_LOADER_WORKERS = 8
+
+
+def loader_worker_count() -> int:
+    """DataLoader worker processes for this machine: one core left to the training process, 8 at most."""
+    return max(1, min(MAX_LOADER_WORKERS, (os.cpu_count() or 2) - 1))
 
 
 def normalization(kind: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -25,12 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from .data import DataError, balanced_subset, normalization, open_rgb, train_transform
+from .data import DataError, balanced_subset, loader_worker_count, normalization, open_rgb, train_transform
 
 EVAL_CROP_PCT = 0.95  # BNext's ImageNet evaluation: resize to R / 0.95, centre crop R
 REFERENCE_AUTO_AUGMENT = "rand-m7-mstd0.5-inc1"
 REFERENCE_INTERPOLATION = "bicubic"
-MAX_WORKERS = 8
 
 
 class UnreadableImage(DataError):
@@ -168,9 +167,8 @@ class StreamingFolder:
         return self._files("train", streamed_train_transform(augment, self.resolution))
 
     def loader_workers(self, on_gpu: bool) -> int:
-        # Decoding a JPEG costs more than a small network's step on it: always in parallel workers, on a CPU
-        # too, leaving one core to the training process.
-        return max(1, min(MAX_WORKERS, (os.cpu_count() or 2) - 1))
+        # Decoding a JPEG costs more than a small network's step on it: always in parallel workers, on a CPU too.
+        return loader_worker_count()
 
     def collate(self, items: list) -> tuple[torch.Tensor, torch.Tensor]:
         return collate_readable(items)

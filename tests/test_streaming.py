@@ -119,7 +119,7 @@ def test_training_transforms_are_the_reference_ones(tmp_path, cifar_images):
             assert label == index // PER_CLASS
     # "none" is the evaluation crop of the training files
     plain = folder.train_set("none")
-    first = sorted((root / "train").glob("*/*.jpg"))[0]
+    first = min((root / "train").glob("*/*.jpg"))
     assert torch.equal(plain[0][0], pil_to_tensor(reference_eval_crop(first, RESOLUTION)))
 
 
@@ -168,7 +168,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_files(tmp_path, cifar_imag
     for copies in (3, 30):
         root = image_folder(tmp_path / f"x{copies}", cifar_images, copies=copies)
         done = subprocess.run([sys.executable, "-c", textwrap.dedent(PASS_SCRIPT), f"imagefolder:{root}"],
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout.strip().splitlines()[-1])
         assert result["images"] == 2 * copies * len(CLASSES) * PER_CLASS

@@ -283,7 +283,8 @@ class Trainer:
         mode = "memory" if needs_tensors and config.data_mode == "auto" else config.data_mode
         data = open_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download, mode,
                          config.skip_bad_images)
-        # A resumed run reads the data as it started, whatever "auto" would choose on another machine.
+        # Recorded as resolved: a resumed run (and evaluate on this data) reads it as it started, whatever "auto"
+        # would choose for the folder by then.
         self.config = config = replace(config, data_mode="memory" if isinstance(data, ImageData) else "stream")
         if config.supernet_space is not None and config.holdout is None:  # a supernet always validates held out
             self.config = config = replace(config, holdout=default_holdout(data.train_size))
