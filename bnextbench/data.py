@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
-from .choices import AUGMENTATIONS
-from .errors import BnextbenchError, BnextbenchWarning
+from .choices import AUGMENTATIONS, DATA_MODES
+from .errors import BnextbenchError, BnextbenchWarning, brief
 from .io import atomic_torch_save
 from .limits import RESOLUTION, TRAIN_LIMIT
 
@@ -90,6 +90,19 @@ class ImageSource(Protocol):
         """``count`` training images drawn by ``seed`` (the same for every call), un-augmented like the test
         images, in near-equal batches of at most ``batch_size``."""
 
+    def loader_workers(self, on_gpu: bool) -> int:
+        """DataLoader worker processes that should read :meth:`train_set` (0: the training process itself)."""
+
+    def collate(self, items: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """One (images, labels) batch of :meth:`train_set` items, as a DataLoader's ``collate_fn``."""
+
+    def keep_test_split_on(self, device: torch.device) -> None:
+        """Move the test split to ``device`` if the source holds it in memory (a streaming one reads it anew)."""
+
+    @property
+    def skipped_images(self) -> int:
+        """Files passed over so far as unreadable (each counted once, however often it was read)."""
+
 
 @dataclass
 class ImageData:
@@ -129,6 +142,29 @@ class ImageData:
         chosen = torch.randperm(self.train_size, generator=torch.Generator().manual_seed(seed))[:count]
         for part in chosen.tensor_split(math.ceil(count / batch_size)):
             yield self.train_images[part]
+
+    def loader_workers(self, on_gpu: bool) -> int:
+        # Decoded already: on a CPU, augmenting in the training process beats copying batches between processes;
+        # beside a GPU, CPU workers augment while it computes.
+        return loader_worker_count() if on_gpu else 0
+
+    def collate(self, items: list) -> tuple[torch.Tensor, torch.Tensor]:
+        return default_collate(items)
+
+    def keep_test_split_on(self, device: torch.device) -> None:
+        self.test_images, self.test_labels = self.test_images.to(device), self.test_labels.to(device)
+
+    @property
+    def skipped_images(self) -> int:
+        return 0  # decoding stopped at the first unreadable file
+
+
+MAX_LOADER_WORKERS = 8
+
+
+def loader_worker_count() -> int:
+    """DataLoader worker processes for this machine: one core left to the training process, 8 at most."""
+    return max(1, min(MAX_LOADER_WORKERS, (os.cpu_count() or 2) - 1))
 
 
 def normalization(kind: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -189,16 +225,22 @@ def _class_folders(root: Path) -> dict[str, list[Path]]:
     return listed
 
 
-def _decode_image(path: Path) -> torch.Tensor:
-    """One image file as a uint8 3 x H x W tensor; a file that is no image names itself."""
+def open_rgb(path: Path, error: type[DataError] = DataError):
+    """One image file decoded as an RGB PIL image; a file that is no image is an ``error`` naming it."""
     from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2 import functional as TF
 
     try:
         with Image.open(path) as image:
-            return TF.pil_to_tensor(image.convert("RGB"))
+            return image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:  # SyntaxError: PIL's bad headers
-        raise DataError(f"cannot decode image {path}: {exc.__class__.__name__}") from None
+        raise error(f"cannot decode image {path}: {exc.__class__.__name__}") from None
+
+
+def _decode_image(path: Path) -> torch.Tensor:
+    """One image file as a uint8 3 x H x W tensor; a file that is no image names itself."""
+    from torchvision.transforms.v2 import functional as TF
+
+    return TF.pil_to_tensor(open_rgb(path))
 
 
 def _decode_folder(files: dict[str, list[Path]], classes: list[str], resolution: int) -> tuple:
@@ -228,7 +270,9 @@ def _test_folder(root: Path) -> Path | None:
     return next((root / name for name in ("val", "test") if (root / name).is_dir()), None)
 
 
-def _load_imagefolder(root: Path, resolution: int) -> tuple:
+def list_imagefolder(root: Path) -> tuple[list[str], dict[str, dict[str, list[Path]]]]:
+    """(classes, image files per split ("train", "test") and class) of ``root``/train and ``root``/val (or
+    test); a missing split, one class, or class folders that differ between the splits is a one-line error."""
     if not root.is_dir():
         raise DataError(f"data path {root} is not a directory")
     test_dir = _test_folder(root)
@@ -241,7 +285,16 @@ def _load_imagefolder(root: Path, resolution: int) -> tuple:
     classes = sorted(files["train"])
     if len(classes) < 2:
         raise DataError(f"{root} has {len(classes)} class folder(s); classification needs at least 2")
-    _check_fits_memory(sum(len(paths) for split in files.values() for paths in split.values()), resolution)
+    return classes, files
+
+
+def _file_count(files: dict[str, dict[str, list[Path]]]) -> int:
+    return sum(len(paths) for split in files.values() for paths in split.values())
+
+
+def _load_imagefolder(root: Path, resolution: int) -> tuple:
+    classes, files = list_imagefolder(root)
+    _check_fits_memory(_file_count(files), resolution)
     cache = _cache_path("imagefolder", files, resolution)
     tensors = _read_cache(cache, resolution)
     if tensors is None:
@@ -276,10 +329,10 @@ def _read_cache(cache: Path, resolution: int) -> tuple | None:
 def _check_fits_memory(images: int, resolution: int) -> None:
     """Refuse before decoding a set whose uint8 tensors would not fit in this machine's memory."""
     needed = images * 3 * resolution * resolution
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    total = _memory_bytes()
     if needed > total:
         raise DataError(f"{images:,} images at {resolution} px need {needed / 2**30:,.1f} GiB decoded, more than "
-                        f"this machine's {total / 2**30:,.1f} GiB; lower --resolution")
+                        f"this machine's {total / 2**30:,.1f} GiB; lower --resolution or stream it (--data-mode stream)")
 
 
 def _load_cifar(kind: str, root: Path, resolution: int, download: bool) -> tuple:
@@ -319,10 +372,13 @@ def default_holdout(train_images: int) -> int:
     return min(MAX_DEFAULT_HOLDOUT, int(DEFAULT_HOLDOUT_SHARE * train_images))
 
 
-def hold_out(data: ImageData, count: int, seed: int) -> ImageData:
+def hold_out(data: ImageSource, count: int, seed: int) -> ImageData:
     """``data`` with ``count`` training images, spread evenly over the classes and drawn with ``seed``, moved
     into the evaluation split in place of the test images: what a supernet validates and candidates are scored
     on, so that the test split stays for the final, stand-alone models."""
+    if not isinstance(data, ImageData):
+        raise DataError("--holdout needs the images in memory; a streamed folder (--data-mode stream) cannot be "
+                        "held out of")
     if isinstance(count, bool) or not isinstance(count, int) or count < data.num_classes:
         raise DataError(f"--holdout must be an integer of at least the number of classes ({data.num_classes}), "
                         f"got {count}")
@@ -345,17 +401,22 @@ def _first_image_side(root: Path) -> int:
     return max(int(RESOLUTION.low), min(side, DEFAULT_RESOLUTION["imagefolder"]))
 
 
-def load_data(
-    text: str, resolution: int | None = None, train_limit: int | None = None, seed: int = 0, download: bool = False
-) -> ImageData:
-    """Decode (or read from cache) a data set at ``resolution`` (default: its natural size)."""
-    spec = parse_data_spec(text)
+def _checked_resolution(spec: DataSpec, resolution: int | None) -> int:
+    """``resolution`` once in range; None: the data's natural size (an image folder's first training image)."""
     if resolution is None:
         if spec.kind == "imagefolder" and _test_folder(spec.path) is not None and (spec.path / "train").is_dir():
             resolution = _first_image_side(spec.path)
         else:
             resolution = DEFAULT_RESOLUTION[spec.kind]
-    RESOLUTION.check(resolution)
+    return RESOLUTION.check(resolution)
+
+
+def load_data(
+    text: str, resolution: int | None = None, train_limit: int | None = None, seed: int = 0, download: bool = False
+) -> ImageData:
+    """Decode (or read from cache) a data set at ``resolution`` (default: its natural size)."""
+    spec = parse_data_spec(text)
+    resolution = _checked_resolution(spec, resolution)
     if train_limit is not None:
         TRAIN_LIMIT.check(train_limit)
     if spec.kind == "digits":
@@ -372,6 +433,60 @@ def load_data(
             keep = balanced_subset(train_y, train_limit, seed)
             train_x, train_y = train_x[keep], train_y[keep]
     return ImageData(str(spec), list(classes), resolution, train_x, train_y, test_x, test_y, tuple(mean), tuple(std))
+
+
+# An image folder is decoded into memory up to this size (decoded uint8 tensors), and streamed from its files
+# beyond. In memory, the set is decoded once in one process and kept twice (RAM and the cache file): quick for
+# sets like CIFAR (0.2 GB at 32 px), slow to start and wasteful for ImageNet (1.3 M files, 200 GB at 224 px),
+# where decoding per sample in parallel workers is what the reference pipeline does anyway. A fixed size, not a
+# share of this machine's memory: the two modes crop differently, so the choice must depend on the data and
+# the resolution alone, for a protocol to mean the same pixels on every machine.
+MEMORY_MODE_CAP_BYTES = 4 * 2**30
+
+
+def _memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def streams_by_size(images: int, resolution: int) -> bool:
+    """Whether ``images`` decoded at ``resolution`` exceed what --data-mode auto keeps in memory
+    (:data:`MEMORY_MODE_CAP_BYTES`)."""
+    return images * 3 * resolution * resolution > MEMORY_MODE_CAP_BYTES
+
+
+def check_data_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`~bnextbench.choices.DATA_MODES`, else a one-line error."""
+    if mode not in DATA_MODES:
+        raise DataError(f"--data-mode must be one of {', '.join(DATA_MODES)}, got {brief(mode)}")
+    return mode
+
+
+def open_data(
+    text: str, resolution: int | None = None, train_limit: int | None = None, seed: int = 0, download: bool = False,
+    mode: str = "auto", skip_bad_images: bool = False,
+) -> ImageSource:
+    """The data set of ``text`` as training and evaluation read it: decoded in memory (:func:`load_data`), or an
+    image folder streamed from its files (:mod:`bnextbench.streaming`) when ``mode`` is ``stream``, or ``auto``
+    and the folder is large (:func:`streams_by_size`) or unreadable files are to be skipped (only the streaming
+    reader can pass a file over)."""
+    check_data_mode(mode)
+    spec = parse_data_spec(text)
+    if spec.kind != "imagefolder" and (mode == "stream" or skip_bad_images):
+        wanted = "--data-mode stream" if mode == "stream" else "--skip-bad-images"
+        raise DataError(f"{wanted} reads image folders only; {spec.kind} is decoded in memory")
+    if spec.kind != "imagefolder" or mode == "memory":
+        if skip_bad_images:
+            raise DataError("--skip-bad-images needs a streamed folder; use --data-mode stream or auto")
+        return load_data(text, resolution, train_limit, seed, download)
+    classes, files = list_imagefolder(spec.path)
+    resolution = _checked_resolution(spec, resolution)
+    if train_limit is not None:
+        TRAIN_LIMIT.check(train_limit)
+    if mode == "auto" and not skip_bad_images and not streams_by_size(_file_count(files), resolution):
+        return load_data(text, resolution, train_limit, seed, download)
+    from .streaming import StreamingFolder
+
+    return StreamingFolder(str(spec), classes, files, resolution, train_limit, seed, skip_bad_images)
 
 
 def train_transform(name: str, resolution: int) -> Callable[[torch.Tensor], torch.Tensor] | None:

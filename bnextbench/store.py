@@ -496,10 +496,12 @@ class Store:
                                    .order_by(Run.id.desc())).first()
 
     def find_completed_run(self, candidate: str, protocol: Protocol) -> Run | None:
-        """The first completed run of ``candidate`` (its name) under exactly ``protocol`` (one indexed lookup)."""
+        """The first completed training (or supernet) run of ``candidate`` (its name) under exactly ``protocol``
+        (one indexed lookup); evaluations of a checkpoint trained nothing and do not count."""
         with self.session() as session:
             return session.scalars(select(Run).where(Run.protocol_key == protocol.key, Run.candidate == candidate,
-                                                     Run.status == "completed").order_by(Run.id)).first()
+                                                     Run.status == "completed", Run.kind != "evaluate")
+                                   .order_by(Run.id)).first()
 
     def completed_runs(self, protocol_group: str | None = None) -> list[Run]:
         """Completed training runs (not supernets) with a top-1, optionally only those under one protocol group
@@ -534,7 +536,8 @@ def run_summary(run: Run) -> dict[str, Any]:
     """A JSON-ready view of a run."""
     keys = ("id", "status", "kind", "model", "candidate", "width_mult", "arch_hash", "data", "resolution",
             "train_limit", "holdout", "num_classes", "seed", "teacher", "device", "protocol_key", "study",
-            "trial_number", "epochs_planned", "epochs_done", "top1", "top5", "train_images_per_s", "checkpoint", "message")
+            "trial_number", "epochs_planned", "epochs_done", "top1", "top5", "train_images_per_s", "eval_images_per_s",
+            "skipped_images", "checkpoint", "message")
     summary = {key: getattr(run, key) for key in keys}
     summary["created_at"] = run.created_at.isoformat()
     return json.loads(json.dumps(summary, default=str))

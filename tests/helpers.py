@@ -17,9 +17,9 @@ SMALL_RESOLUTION = 32
 NUM_CLASSES = 10
 
 # --- the reference BNext state_dict layout (test_checkpoint, test_cli) -----------------------------------------
-REFERENCE_LISTING = Path(
-    os.environ.get("BNEXTBENCH_SHARED", Path(__file__).resolve().parents[2] / "shared")
-) / "docs" / "reference-bnext-state-dict.json"
+SHARED = Path(os.environ.get("BNEXTBENCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+REFERENCE_LISTING = SHARED / "docs" / "reference-bnext-state-dict.json"
+CIFAR10_TEST_JPEGS = SHARED / "data" / "cifar10" / "test.tar.gz"  # test/<class>/NNNN.jpg, 1000 per class
 
 
 def reference_state(shapes: dict, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -125,7 +125,7 @@ def test_train_evaluate_and_runs(tmp_path, run_cli):
     assert code == 0, err
     record = json.loads(out.strip().splitlines()[-1])
     assert {"run_id", "top1", "top5", "epochs", "train_images_per_s"} <= set(record)
-    code, out, _ = run_cli("evaluate", str(tmp_path / "run" / "last.pt"), "--format", "json")
+    code, out, _ = run_cli("evaluate", str(tmp_path / "run" / "last.pt"), "--db", db, "--format", "json")
     assert code == 0 and json.loads(out)["top1"] == pytest.approx(record["top1"])
     code, out, _ = run_cli("runs", "--db", db, "--format", "json")
     assert code == 0 and json.loads(out)[0]["status"] == "completed"

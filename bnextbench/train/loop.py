@@ -10,7 +10,6 @@ tau, RNG states) is written atomically; a resume drops metrics of epochs after i
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, replace
@@ -29,7 +28,17 @@ from torch.utils.data import DataLoader
 
 from ..complexity import count_model
 from .. import limits
-from ..data import ImageSource, default_holdout, hold_out, load_data, normalize
+from ..data import (
+    DataError,
+    ImageData,
+    ImageSource,
+    check_data_mode,
+    default_holdout,
+    hold_out,
+    normalize,
+    open_data,
+    parse_data_spec,
+)
 from ..errors import BnextbenchError, brief
 from ..io import atomic_torch_save, check_writable, read_checkpoint
 from ..models import BNext, BNextSpec, create_model, list_models
@@ -48,7 +57,7 @@ TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
 LAST_CHECKPOINT = "last.pt"
 DEFAULT_CHECKPOINTS = Path("results") / "checkpoints"  # run-ID/ folders of runs given no --out
 RESUMED_SETTINGS = ("data", "train_limit", "resolution", "teacher", "assistants", "width_mult", "holdout",
-                    "supernet_space", "random_subnets")
+                    "supernet_space", "random_subnets", "data_mode", "skip_bad_images")
 
 
 class TrainingDiverged(BnextbenchError):
@@ -61,6 +70,12 @@ def diverged(what: str, out: Path) -> TrainingDiverged:
     kept = (f"the last good checkpoint, {out / LAST_CHECKPOINT}, is kept" if (out / LAST_CHECKPOINT).is_file()
             else "no checkpoint is kept (no epoch finished before)")
     return TrainingDiverged(f"diverged: {what}; {kept}; try a lower --lr")
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a failed run records: a user-facing error's own line, else the exception's type and text."""
+    text = str(exc) if isinstance(exc, BnextbenchError) else f"{type(exc).__name__}: {exc}"
+    return text[:2000]
 
 
 class StopRun(Exception):
@@ -92,8 +107,11 @@ class TrainConfig:
     holdout: int | None = None  # training images validated on instead of the test split (data.hold_out)
     supernet_space: dict[str, Any] | None = None  # a bnext space definition: train its supernet instead of `model`
     random_subnets: int = 2  # per supernet step, besides the largest and the smallest
+    data_mode: str = "auto"  # an image folder in memory or streamed from its files (data.open_data)
+    skip_bad_images: bool = False  # pass unreadable files of a streamed folder over, counted in the run
 
     def __post_init__(self) -> None:
+        check_data_mode(self.data_mode)
         limits.WIDTH_MULT.check(self.width_mult)
         limits.RANDOM_SUBNETS.check(self.random_subnets)
         limits.EVAL_BATCH_SIZE.check(self.eval_batch_size)
@@ -177,7 +195,7 @@ def seed_everything(seed: int, epoch: int) -> torch.Generator:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageSource, device: torch.device, batch_size: int = 512) -> dict[str, float]:
-    """Top-1 / top-5 accuracy (%) and mean cross-entropy on the test split."""
+    """Top-1 / top-5 accuracy (%), mean cross-entropy and the number of images scored on the test split."""
     model.eval()
     correct1 = correct5 = total = 0
     loss_sum = 0.0
@@ -190,7 +208,10 @@ def evaluate(model: nn.Module, data: ImageSource, device: torch.device, batch_si
         correct1 += (top[:, 0] == labels).sum().item()
         correct5 += (top == labels[:, None]).any(dim=1).sum().item()
         total += len(labels)
-    return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total, "loss": loss_sum / total}
+    if not total:
+        raise DataError(f"no readable images in the test split of {data.spec}")
+    return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total, "loss": loss_sum / total,
+            "images": total}
 
 
 BATCH_NORM_CALIBRATION_IMAGES = 1024
@@ -257,7 +278,14 @@ class Trainer:
             self.recipe = Recipe(**resumed["recipe"])
             self.config = replace(self.config, recipe=self.recipe, **resumed["settings"])
         config, recipe = self.config, self.recipe
-        data = load_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download)
+        # Holding images out moves tensors between the splits: in memory, unless streaming is asked for.
+        needs_tensors = config.holdout is not None or config.supernet_space is not None
+        mode = "memory" if needs_tensors and config.data_mode == "auto" else config.data_mode
+        data = open_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download, mode,
+                         config.skip_bad_images)
+        # Recorded as resolved: a resumed run (and evaluate on this data) reads it as it started, whatever "auto"
+        # would choose for the folder by then.
+        self.config = config = replace(config, data_mode="memory" if isinstance(data, ImageData) else "stream")
         if config.supernet_space is not None and config.holdout is None:  # a supernet always validates held out
             self.config = config = replace(config, holdout=default_holdout(data.train_size))
         if config.holdout is not None:
@@ -312,29 +340,17 @@ class Trainer:
             self.store.update_run(run_id, status="failed", message=message)
             raise BnextbenchError(message) from None
         except BaseException as exc:
-            self.store.update_run(run_id, status="failed", message=f"{type(exc).__name__}: {exc}"[:2000])
+            self.store.update_run(run_id, status="failed", message=failure_message(exc),
+                                  skipped_images=data.skipped_images)
             raise
         return record
 
     def _create_run(self, model: nn.Module, description: dict[str, Any], data: ImageSource) -> int:
         config = self.config
-        complexity = None
-        if isinstance(model, BNextSupernet):  # the counts of its largest subnet
-            complexity = profile_spec(model.largest, data.resolution).to_dict()
-        elif hasattr(model, "layer_sites"):
-            complexity = count_model(model, data.resolution).to_dict()
-        spec = BNextSpec.from_dict(description["arch_spec"]) if description["arch_spec"] else None
-        candidate = Candidate.of_spec(spec) if spec is not None else Candidate(config.model,
-                                                                               width_mult=config.width_mult)
-        name = supernet_name(model.space) if isinstance(model, BNextSupernet) else candidate.name
         return self.store.create_run(
             config.protocol(data),
             kind="supernet" if isinstance(model, BNextSupernet) else "train",
-            model=candidate.name if spec is not None else description["model"],
-            candidate=name,
-            width_mult=config.width_mult,
-            arch_spec=description["arch_spec"],
-            arch_hash=spec.hash if spec is not None else None,
+            **model_columns(model, description, config.width_mult, data.resolution),
             num_classes=data.num_classes,
             study=config.study,
             trial_number=config.trial_number,
@@ -342,18 +358,16 @@ class Trainer:
             versions=package_versions(),
             git_commit=git_commit(),
             epochs_planned=self.recipe.epochs,
-            complexity=complexity,
         )
 
     def _epochs(self, run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out, description):
         recipe = self.recipe
         train_set = data.train_set(recipe.augment)
         on_gpu = self.device.type == "cuda"
-        # On a GPU the test tensors live on the device; augmentation runs in CPU workers beside it.
-        workers = min(8, (os.cpu_count() or 2) - 1) if on_gpu else 0
+        workers = data.loader_workers(on_gpu)
         if on_gpu:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-            data.test_images, data.test_labels = data.test_images.to(self.device), data.test_labels.to(self.device)
+            data.keep_test_split_on(self.device)
         speeds: list[float] = []
         result: dict[str, float] = {}
         with _progress(self.show_progress) as progress:
@@ -365,7 +379,7 @@ class Trainer:
                 scheduler.step(epoch)
                 loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,
                                     drop_last=len(train_set) > recipe.batch_size, num_workers=workers,
-                                    pin_memory=on_gpu, persistent_workers=False)
+                                    collate_fn=data.collate, pin_memory=on_gpu, persistent_workers=False)
                 started = time.perf_counter()
                 train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress, out)
                 seconds = time.perf_counter() - started
@@ -379,6 +393,8 @@ class Trainer:
                     test_loss=result["loss"], test_top1=result["top1"], test_top5=result["top5"],
                     lr=optimizer.param_groups[0]["lr"], tau=tau, seconds=seconds, images_per_s=speeds[-1],
                 )
+                if data.skipped_images:
+                    self.store.update_run(run_id, skipped_images=data.skipped_images)
                 atomic_torch_save(
                     {
                         "format": TRAIN_CHECKPOINT_FORMAT, "run_id": run_id, "epoch": epoch,
@@ -403,7 +419,7 @@ class Trainer:
             "train_images_per_s": sum(speeds) / len(speeds) if speeds else None, "checkpoint": str(out / LAST_CHECKPOINT),
         }
         self.store.update_run(run_id, status="completed", top1=record["top1"], top5=record["top5"],
-                              train_images_per_s=record["train_images_per_s"])
+                              train_images_per_s=record["train_images_per_s"], skipped_images=data.skipped_images)
         return record
 
     def _train_epoch(self, model, optimizer, loader, data, curriculum, epoch, progress, out) -> dict[str, float]:
@@ -413,6 +429,8 @@ class Trainer:
         batches = progress.add_task(f"epoch {epoch + 1}/{recipe.epochs}", total=len(loader), status="")
         loss_sum, correct, seen = 0.0, 0, 0
         for index, (images, labels) in enumerate(loader):
+            if not len(labels):  # every file of the batch skipped as unreadable
+                continue
             images = normalize(images.to(self.device, non_blocking=True), data.mean, data.std)
             labels = labels.to(self.device, non_blocking=True)
 
@@ -434,6 +452,27 @@ class Trainer:
             progress.update(batches, advance=1, status=f"loss {loss_sum / seen:.3f}")
         progress.remove_task(batches)
         return {"loss": loss_sum / max(seen, 1), "top1": 100.0 * correct / max(seen, 1), "images": seen}
+
+
+def model_columns(model: nn.Module, description: dict[str, Any], width_mult: float,
+                  resolution: int) -> dict[str, Any]:
+    """The run columns that say which model ran: registry or spec name, candidate name, width, BNext spec and its
+    hash, and the counter's figures at ``resolution`` (a supernet's largest subnet; None for timm teachers)."""
+    complexity = None
+    if isinstance(model, BNextSupernet):
+        complexity = profile_spec(model.largest, resolution).to_dict()
+    elif hasattr(model, "layer_sites"):
+        complexity = count_model(model, resolution).to_dict()
+    spec = BNextSpec.from_dict(description["arch_spec"]) if description.get("arch_spec") else None
+    if isinstance(model, BNextSupernet):
+        name = supernet_name(model.space)
+    elif spec is not None:
+        name = Candidate.of_spec(spec).name
+    else:
+        name = Candidate(description["model"], width_mult=width_mult).name
+    return {"model": name if spec is not None else description["model"], "candidate": name,
+            "width_mult": width_mult, "arch_spec": description.get("arch_spec"),
+            "arch_hash": spec.hash if spec is not None else None, "complexity": complexity}
 
 
 def plain_step(model: nn.Module, images: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
@@ -458,15 +497,12 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     payload = read_checkpoint(path)
     if not isinstance(payload, dict) or "format" not in payload:
         raise BnextbenchError(f"{path} is not a bnextbench checkpoint")
-    if payload["format"] == TRAIN_CHECKPOINT_FORMAT:
-        description, state = payload.get("model_description"), payload.get("model")
-    else:
-        # Rebuilt from the recorded arguments only: registry defaults may not be what the file holds.
-        if "model_kwargs" not in payload:
-            raise BnextbenchError(f"{path} does not record the model's constructor arguments (model_kwargs)")
-        description = {"model": payload.get("model"), "model_kwargs": payload["model_kwargs"],
-                       "arch_spec": payload.get("arch_spec")}
-        state = payload.get("state_dict")
+    trained = payload["format"] == TRAIN_CHECKPOINT_FORMAT
+    # Rebuilt from the recorded arguments only: registry defaults may not be what the file holds.
+    if not trained and "model_kwargs" not in payload:
+        raise BnextbenchError(f"{path} does not record the model's constructor arguments (model_kwargs)")
+    description = checkpoint_description(payload)
+    state = payload.get("model" if trained else "state_dict")
     if not (isinstance(description, dict) and isinstance(description.get("model"), str)
             and isinstance(description.get("model_kwargs", {}), dict)):
         raise BnextbenchError(f"{path} does not record which model it holds (model and model_kwargs)")
@@ -498,17 +534,56 @@ def _load_weights(model: nn.Module, state: Any, where: str) -> None:
     model.load_state_dict(state)
 
 
+def checkpoint_description(payload: dict[str, Any]) -> dict[str, Any]:
+    """How the model of a bnextbench checkpoint is built, in :func:`model_recipe`'s form (unchecked)."""
+    if payload["format"] == TRAIN_CHECKPOINT_FORMAT:
+        return payload.get("model_description")
+    return {"model": payload.get("model"), "model_kwargs": payload["model_kwargs"],
+            "arch_spec": payload.get("arch_spec")}
+
+
 def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = None, device: str | None = None,
-                        batch_size: int = 512) -> dict[str, Any]:
-    """Top-1 / top-5 (%) and loss of a checkpoint on the test split of ``data``, at its training resolution
-    unless ``resolution`` is given."""
+                        batch_size: int = 512, data_mode: str = "auto", skip_bad_images: bool = False,
+                        store: Store | str | Path | None = None) -> dict[str, Any]:
+    """Top-1 / top-5 (%), loss and throughput (images/s) of a checkpoint on the test split of ``data`` (read
+    as :func:`~bnextbench.data.open_data` reads it; ``auto`` on the checkpoint's own training data: as training
+    read it), at its training resolution unless ``resolution`` is given;
+    kept in the store (a Store or its location, opened once model and data are read) as a run of kind
+    "evaluate" with the checkpoint's recipe, or the default recipe where it records none."""
     limits.EVAL_BATCH_SIZE.check(batch_size)
     limits.RESOLUTION.check(resolution, optional=True)
+    check_data_mode(data_mode)
     check_device(device)
     model, payload = load_checkpoint_model(path)
-    images = load_data(data, resolution or payload.get("resolution"))
+    if data_mode == "auto" and payload.get("data") == str(parse_data_spec(data)):
+        # Its own data, read as training read it: the same pixels for the same files.
+        data_mode = payload.get("settings", {}).get("data_mode", "auto")
+    images = open_data(data, resolution or payload.get("resolution"), mode=data_mode,
+                       skip_bad_images=skip_bad_images)
     if getattr(model, "num_classes", images.num_classes) != images.num_classes:
         raise BnextbenchError(f"{path} predicts {model.num_classes} classes but {data} has {images.num_classes}")
+    # An imported checkpoint records no recipe: the library's defaults (one epoch, the least a recipe has).
+    recipe = Recipe.from_dict(payload["recipe"]) if "recipe" in payload else Recipe(epochs=1)
+    description = checkpoint_description(payload)
     target = pick_device(device)
-    result = evaluate(model.to(target), images, target, batch_size)
-    return {"checkpoint": str(path), "data": images.spec, "resolution": images.resolution, **result}
+    store = store if isinstance(store, Store) else Store(store)
+    run_id = store.create_run(
+        Protocol(images.spec, images.resolution, None, recipe), kind="evaluate",
+        **model_columns(model, description, description["model_kwargs"].get("width_mult", 1.0), images.resolution),
+        num_classes=images.num_classes, device=str(target), versions=package_versions(), git_commit=git_commit(),
+        epochs_planned=0, checkpoint=str(Path(path).resolve()),
+    )
+    try:
+        started = time.perf_counter()
+        result = evaluate(model.to(target), images, target, batch_size)
+        images_per_s = result["images"] / (time.perf_counter() - started)
+    except KeyboardInterrupt:
+        store.update_run(run_id, status="interrupted", message="stopped by the user")
+        raise
+    except BaseException as exc:
+        store.update_run(run_id, status="failed", message=failure_message(exc), skipped_images=images.skipped_images)
+        raise
+    store.update_run(run_id, status="completed", top1=result["top1"], top5=result["top5"],
+                     eval_images_per_s=images_per_s, skipped_images=images.skipped_images)
+    return {"run_id": run_id, "checkpoint": str(path), "data": images.spec, "resolution": images.resolution,
+            **result, "eval_images_per_s": images_per_s, "skipped_images": images.skipped_images}
