@@ -85,13 +85,15 @@ def test_page_sorts_escapes_and_embeds_the_figure(browser, tmp_path):
     ]
     svg = matplotlib_svg()
     assert svg.startswith("<?xml")
-    page = render_html("ranking <b>test</b>", [HtmlTable("ranked <rows>", ["model", "top1", "ops", "degree"], rows)],
+    page = render_html("ranking <b>test</b>", "study <i>s</i> · digits at 16 px",
+                       [HtmlTable("ranked <rows>", ["model", "top1", "ops", "degree"], rows)],
                        svg, {"bnextbench_version": "0.1.0", "git_commit": "abc123", "seeds": [0, 1]})
     path = tmp_path / "page.html"
     path.write_text(page)
     browser.get(path.as_uri())
 
     assert browser.title == "ranking <b>test</b>"
+    assert browser.find_element("css selector", "p.headline").text == "study <i>s</i> · digits at 16 px"
     shown = rows_of(browser, "#table-0")
     assert len(shown) == len(rows)
     assert column(shown, "model", 2) == [row["model"] for row in rows]  # names are literal text
@@ -126,12 +128,21 @@ def test_report_command_html_matches_its_json(browser, tmp_path):
                                    "--noise-seeds", "0", "--db", str(db), "--format", "json"])
     assert searched.exit_code == 0, searched.output
     reported = runner.invoke(app, ["report", "--format", "html", "--format", "json", "--db", str(db),
-                                   "--out", str(out)])
+                                   "--study", "search-0.3GBOPs", "--out", str(out)])
     assert reported.exit_code == 0, reported.output
     tables = json.loads((out / "leaderboard.json").read_text())["tables"]
     browser.get((out / "leaderboard.html").as_uri())
 
     assert_no_alert_and_only_the_page_script(browser)
+    headline = browser.find_element("css selector", "p.headline").text
+    assert headline.startswith("study search-0.3GBOPs, budget 0.3GBOPs · digits at 16 px · 1 epoch · bnextbench ")
+    # On a laptop screen: neither the page nor any table scrolls sideways at 1400 px (screenshot kept in tmp_path)
+    browser.set_window_size(1400, 900)
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= browser.execute_script(
+        "return document.documentElement.clientWidth")
+    assert browser.execute_script("return Array.from(document.querySelectorAll('.table-scroll'))"
+                                  ".filter(box => box.scrollWidth > box.clientWidth).length") == 0
+    assert browser.save_screenshot(str(tmp_path / "report-at-1400px.png"))
     assert browser.execute_script("return document.querySelectorAll('#figure > svg path').length") > 0
     assert browser.execute_script("return document.querySelectorAll('table.bnb-table').length") == len(tables)
     local = tables[0]
@@ -157,4 +168,4 @@ def test_report_command_html_matches_its_json(browser, tmp_path):
 
 def test_figure_must_be_svg():
     with pytest.raises(BnextbenchError, match="not SVG"):
-        render_html("t", [], "\x89PNG not a vector figure", {})
+        render_html("t", "", [], "\x89PNG not a vector figure", {})

@@ -248,6 +248,8 @@ def provenance(store: Store, sections: list[Section], study: str | None, data: s
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": store.url,
         "study": study,
+        "budgets": study_record(store, study).budget_texts if study else None,
+        "epochs": sorted({row["epochs"] for row in local}),
         "data_filter": data,
         "ops_rule": {"local": sorted({row["ops_rule"] for row in local}), "published": PUBLISHED_OPS_RULE},
         "data": sorted({f"{row['data']} at {row['resolution']} px" for row in local}),
@@ -258,6 +260,18 @@ def provenance(store: Store, sections: list[Section], study: str | None, data: s
         "counted_at": f"{PUBLISHED_RESOLUTION} px, 1000 classes; flagged when off by more than "
                       f"{100 * MISMATCH_THRESHOLD:g} %",
     }
+
+
+def headline(provenance: dict[str, Any]) -> str:
+    """One line under a report's title: which study, budget, data, resolution and epochs it ranks."""
+    parts = [f"study {provenance['study']}, budget {', '.join(provenance['budgets'])}" if provenance["study"]
+             else "every completed run"]
+    parts.append("; ".join(provenance["data"]) or "no local runs")
+    epochs = provenance["epochs"]
+    if epochs:
+        parts.append(f"{'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}")
+    parts.append(f"bnextbench {provenance['bnextbench_version']}, commit {provenance['git_commit'] or 'unknown'}")
+    return " · ".join(parts)
 
 
 def build_leaderboard(store: Store, study: str | None = None, data: str | None = None) -> Leaderboard:

@@ -68,6 +68,6 @@ def _draw_panel(axis, section: Section, rows: list[dict[str, Any]]) -> None:
         axis.annotate(_plain(name), (row["ops"], row["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     axis.set_xscale("log")
     axis.set(xlabel=f"OPs at {section.resolution} px (BOPs/64 + FLOPs), log scale", ylabel="top-1 (%)",
-             title=_plain(section.title))
+             title=_plain(f"{section.data} at {section.resolution} px"))  # the table's caption says the rest
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=7, loc="best")

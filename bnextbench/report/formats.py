@@ -16,7 +16,7 @@ from typing import Any
 
 from ..choices import REPORT_FORMATS
 from ..io import atomic_write_files
-from .board import DESIGN_COLUMNS, LEADERBOARD_COLUMNS, PUBLISHED_BOPS, Column, Leaderboard, ReportError
+from .board import DESIGN_COLUMNS, LEADERBOARD_COLUMNS, PUBLISHED_BOPS, Column, Leaderboard, ReportError, headline
 from .figures import pareto_figure
 from .html import HtmlTable, render_html
 from .priors import PUBLISHED_RESOLUTION
@@ -107,7 +107,7 @@ def noted_rows(board: Leaderboard) -> list[dict[str, Any]]:
 
 
 def to_markdown(board: Leaderboard) -> str:
-    parts = ["# bnextbench leaderboard", "", LEADERBOARD_INTRO, ""]
+    parts = ["# bnextbench leaderboard", "", _markdown_text(headline(board.provenance)), "", LEADERBOARD_INTRO, ""]
     for section in board.sections:
         parts += [f"## {_markdown_text(section.title)}", "", _markdown_table(section.rows, section.columns), ""]
     parts += [f"## {NOTES_TITLE}", "", TAGS_INTRO, "", _markdown_table(noted_rows(board), NOTE_COLUMNS), ""]
@@ -169,7 +169,7 @@ def to_json(board: Leaderboard) -> dict[str, Any]:
 
 def to_html(board: Leaderboard, figure_svg: str) -> str:
     title = "bnextbench leaderboard" + (f": study {board.study}" if board.study else "")
-    return render_html(title, html_tables(board), figure_svg, board.provenance)
+    return render_html(title, headline(board.provenance), html_tables(board), figure_svg, board.provenance)
 
 
 def report_payloads(board: Leaderboard, formats: Iterable[str]) -> dict[str, bytes]:

@@ -35,12 +35,13 @@ STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.5em; }
 .table-scroll { overflow-x: auto; margin: 1.5em 0; }
-table { border-collapse: collapse; }
-caption { text-align: left; font-weight: 600; padding-bottom: .4em; }
-th, td { border-bottom: 1px solid #ddd; padding: .25em .7em; vertical-align: top; }
-td { max-width: 24em; overflow-wrap: break-word; }
-td:not(.number) { min-width: 7em; }
-th { background: #f3f3f3; cursor: pointer; user-select: none; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 12px; }
+caption { text-align: left; font-weight: 600; font-size: 14px; padding-bottom: .4em; }
+th, td { border-bottom: 1px solid #ddd; padding: .2em .3em; vertical-align: top; }
+td { max-width: 10em; overflow-wrap: anywhere; }
+td:not(.number) { min-width: 4em; }
+th { background: #f3f3f3; cursor: pointer; user-select: none; }
+p.headline { color: #555; }
 th[aria-sort=ascending]::after { content: " \\25B2"; }
 th[aria-sort=descending]::after { content: " \\25BC"; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
@@ -133,8 +134,10 @@ def _provenance(provenance: Mapping[str, object]) -> str:
     return f'<dl id="provenance">{"".join(items)}</dl>'
 
 
-def render_html(title: str, tables: list[HtmlTable], figure_svg: str, provenance: Mapping[str, object]) -> str:
-    """A complete, self-contained HTML page: ``tables`` (click a header to sort), the SVG figure, provenance."""
+def render_html(title: str, headline: str, tables: list[HtmlTable], figure_svg: str,
+                provenance: Mapping[str, object]) -> str:
+    """A complete, self-contained HTML page: the title with a ``headline`` under it (what is ranked), the SVG
+    figure, ``tables`` (click a header to sort), provenance."""
     script_hash = base64.b64encode(hashlib.sha256(SORT_SCRIPT.encode()).digest()).decode()
     policy = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{script_hash}'"
     sections = "\n".join(_table(index, table) for index, table in enumerate(tables))
@@ -149,6 +152,7 @@ def render_html(title: str, tables: list[HtmlTable], figure_svg: str, provenance
 </head>
 <body>
 <h1>{escape(title)}</h1>
+<p class="headline">{escape(headline)}</p>
 <figure id="figure">
 {inline_svg(figure_svg)}
 </figure>
