@@ -214,3 +214,31 @@ def test_unwritable_output_is_one_line_and_leaves_nothing(monkeypatch, results, 
     code, _, err = run_cli("report", "--db", results.db, "--format", "md", "--out", str(out))
     assert code == 2 and "No space left on device" in err and err.count("\n") == 1
     assert len(calls) == 3 and not out.exists()
+
+
+def test_figure_labels_never_overlap_and_the_study_panel_shows_every_trial_and_its_budget(results):
+    from itertools import combinations
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bnextbench.report.board import build_leaderboard
+    from bnextbench.report.figures import draw_figure
+
+    board = build_leaderboard(Store(results.db), STUDY)
+    figure = draw_figure(board)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    for axis in figure.axes:
+        boxes = [text.get_window_extent(renderer) for text in axis.texts]
+        assert not [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)], axis.get_title()
+    study_axis, published_axis = figure.axes
+    assert len(published_axis.texts) >= 8  # the BNext sizes, ReActNet, Bi-Real, XNOR-Net, ... each named
+    legend = [text.get_text() for text in study_axis.get_legend().get_texts()]
+    budget = f"budget {results.search['budgets'][0]}"
+    assert budget in legend and study_axis.get_xlabel().startswith("BOPs at 16 px")  # drawn against its metric
+    line = next(line for line in study_axis.lines if line.get_label() == budget)
+    assert line.get_xdata()[0] == pytest.approx(20e6)  # 20MBOPs, as a vertical line
+    states = {trial["state"] for trial in results.search["trials"]}
+    for state, label in (("pruned", "pruned (top-1 after fewer epochs)"), ("infeasible", "over budget, not trained")):
+        assert (label in legend) == (state in states)

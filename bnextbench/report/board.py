@@ -99,6 +99,7 @@ class Leaderboard:
     sections: list[Section]
     provenance: dict[str, Any]
     study: str | None = None
+    trials: list[dict[str, Any]] | None = None  # every trial of the study (search.summary), drawn beside its runs
 
     @property
     def counted(self) -> list[dict[str, Any]]:
@@ -277,4 +278,9 @@ def headline(provenance: dict[str, Any]) -> str:
 def build_leaderboard(store: Store, study: str | None = None, data: str | None = None) -> Leaderboard:
     sections = local_sections(store, study, data)
     sections.append(published_section())
-    return Leaderboard(sections, provenance(store, sections, study, data), study)
+    trials = None
+    if study is not None:
+        from ..search.summary import load_summary
+
+        trials = load_summary(study, store.url)["trials"]
+    return Leaderboard(sections, provenance(store, sections, study, data), study, trials)
