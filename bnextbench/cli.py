@@ -781,6 +781,10 @@ def main() -> None:
 
         keep_freed_memory()
         warnings.showwarning = _show_warning
+        if "WORLD_SIZE" in os.environ and args[0] != "train" and not _asks_for_text(args):
+            # Any other command would run once per process, each writing the same results alone.
+            raise BnextbenchError(f"only `bnextbench train` runs under torchrun, not `{args[0]}`; run it as one "
+                                  "process")
         if not _asks_for_text(args):
             _import_uninterrupted("torch", "timm")
         # Without standalone mode Typer returns the exit code of a command it ended: 130 for Ctrl-C.

@@ -209,6 +209,8 @@ def _group_errors(where: str) -> Iterator[None]:
         raise
     except RuntimeError as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        # The run ends here; torchrun's SIGTERM, on its way, must not cut short the record of why.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise PeerLost(f"the process group broke {where}: {first_line}") from None
 
 
