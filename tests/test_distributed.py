@@ -197,7 +197,7 @@ def test_a_killed_rank_stops_the_others_and_the_run_is_interrupted(tmp_path):
                                      ["teacher", "train", "resnet10t"]])
 def test_other_commands_refuse_torchrun(command, tmp_path, monkeypatch, run_cli):
     # the environment torchrun gives rank 0 of two processes
-    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2"}.items():
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}.items():
         monkeypatch.setenv(name, value)
     code, out, err = run_cli(*command, "--db", str(tmp_path / "r.db"))
     assert code == 2 and err == f"error: only `bnextbench train` runs under torchrun, not `{command[0]}`; run it " \

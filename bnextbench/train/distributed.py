@@ -64,6 +64,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1  # processes on this node
     launched: bool = False  # started by torchrun: the process group is formed, even for a world of one
 
     @classmethod
@@ -72,10 +73,10 @@ class World:
         if "WORLD_SIZE" not in os.environ:
             return cls()
         rank, size = _environment_int("RANK"), _environment_int("WORLD_SIZE")
-        local_rank = _environment_int("LOCAL_RANK")
+        local_rank, local_size = _environment_int("LOCAL_RANK"), _environment_int("LOCAL_WORLD_SIZE")
         if not 0 <= rank < size:
             raise BnextbenchError(f"torchrun's RANK {rank} is outside its WORLD_SIZE {size}")
-        return cls(rank, size, local_rank, launched=True)
+        return cls(rank, size, local_rank, local_size, launched=True)
 
     @property
     def is_main(self) -> bool:

@@ -408,8 +408,9 @@ class Trainer:
         batch_size = recipe.batch_size // world.size
         images_per_process = len(sampler) if sampler is not None else len(train_set)
         on_gpu = self.device.type == "cuda"
-        # On a GPU the test tensors live on the device; augmentation runs in CPU workers beside it.
-        workers = min(8, (os.cpu_count() or 2) - 1) if on_gpu else 0
+        # On a GPU the test tensors live on the device; augmentation runs in CPU workers beside it, the node's
+        # cores shared among its processes.
+        workers = max(0, min(8, (os.cpu_count() or 2) // world.local_size - 1)) if on_gpu else 0
         if on_gpu:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
             data.test_images, data.test_labels = data.test_images.to(self.device), data.test_labels.to(self.device)
