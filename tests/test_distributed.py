@@ -203,3 +203,35 @@ def test_other_commands_refuse_torchrun(command, tmp_path, monkeypatch, run_cli)
     assert code == 2 and err == f"error: only `bnextbench train` runs under torchrun, not `{command[0]}`; run it " \
                                 "as one process\n"
     assert not (tmp_path / "r.db").exists()
+
+
+REPLICA_CHECK = """
+import torch
+from bnextbench.train.distributed import ReplicasDiffer, World
+
+world = World.from_environment()
+with world.group(torch.device("cpu")):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    print("equal", world.check_replicas(model, "at the start") is not None, flush=True)
+    if world.rank == 1:
+        with torch.no_grad():
+            model.weight[0, 0] += 1e-7  # the smallest change a float sum might hide
+    try:
+        world.check_replicas(model, "after the change")
+    except ReplicasDiffer as exc:
+        print(f"rank {world.rank}: {exc}", flush=True)
+"""
+
+
+def test_the_replica_check_sees_a_single_changed_weight(tmp_path):
+    (tmp_path / "check.py").write_text(REPLICA_CHECK)
+    process = subprocess.Popen(["torchrun", "--standalone", "--nproc-per-node", "2", "check.py"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    result = _finish(process)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = sorted(result.stdout.splitlines())
+    assert lines == ["equal True", "equal True",
+                     "rank 0: the processes hold different weights after the change: rank(s) 1 differ from rank 0",
+                     "rank 1: the processes hold different weights after the change: rank(s) 1 differ from rank 0"]
