@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import importlib
 import math
+import os
 import signal
 import sys
 import warnings
@@ -171,6 +172,9 @@ def _train_config(
 
 EpochsOption = Annotated[int, typer.Option("--epochs", help=help_with(limits.EPOCHS, "Training epochs"))]
 BatchOption = Annotated[int, typer.Option("--batch-size", help=help_with(limits.BATCH_SIZE, "Images per step"))]
+GlobalBatchOption = Annotated[int, typer.Option("--batch-size", help=help_with(
+    limits.BATCH_SIZE, "Images per step, over all processes: under torchrun each takes an even share (BNext's "
+    "512 on 8 GPUs: 64 each)"))]
 WidthOption = Annotated[float, typer.Option("--width-mult", help=help_with(
     limits.WIDTH_MULT, "Scale every channel (multiples of 8)"))]
 LimitOption = Annotated[Optional[int], typer.Option("--train-limit", help=help_with(
@@ -213,7 +217,7 @@ def train(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
     data: DataOption = "digits",
     epochs: EpochsOption = 10,
-    batch_size: BatchOption = 128,
+    batch_size: GlobalBatchOption = 128,
     width_mult: WidthOption = 1.0,
     train_limit: LimitOption = None,
     resolution: ResolutionOption = None,
@@ -235,16 +239,22 @@ def train(
     db: DbOption = None,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
-    """Train (or distil) a binary network with the BNext recipe; every run is kept in the results database."""
+    """Train (or distil) a binary network with the BNext recipe; every run is kept in the results database.
+
+    Under torchrun (torchrun --nproc-per-node N -m bnextbench train ...) the N processes train one run
+    data-parallel; rank 0 alone writes the database, checkpoints and output."""
     from .models import check_model_name
     from .train import train as train_run
+    from .train.distributed import World
 
     check_model_name(model)
     config = _train_config(model, data, epochs, batch_size, width_mult, train_limit, resolution, teacher, assistant,
                            kd_weighting, lr, sign_at, tau_decay, label_smoothing, augment, seed, out, resume, device,
                            download, data_mode, skip_bad_images)
-    record = train_run(config, db, progress=output is not OutputFormat.json or console.is_terminal)
-    emit_record(record, output.value, f"{model} on {data}")
+    world = World.from_environment()
+    record = train_run(config, db, progress=output is not OutputFormat.json or console.is_terminal, world=world)
+    if world.is_main:
+        emit_record(record, output.value, f"{model} on {data}")
 
 
 @app.command()
@@ -820,6 +830,10 @@ def main() -> None:
 
         keep_freed_memory()
         warnings.showwarning = _show_warning
+        if "WORLD_SIZE" in os.environ and args[0] != "train" and not _asks_for_text(args):
+            # Any other command would run once per process, each writing the same results alone.
+            raise BnextbenchError(f"only `bnextbench train` runs under torchrun, not `{args[0]}`; run it as one "
+                                  "process")
         if not _asks_for_text(args):
             _import_uninterrupted("torch", "timm")
         # Without standalone mode Typer returns the exit code of a command it ended: 130 for Ctrl-C.
@@ -874,5 +888,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _fail(message: str, code: int = 2) -> None:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    # Under torchrun every process reads the same input and meets the same error: rank 0 alone says it (a
+    # process that fails alone is named, with its exit status, in torchrun's own summary).
+    if os.environ.get("RANK", "0") == "0":
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(code)

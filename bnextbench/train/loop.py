@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.optim.swa_utils import update_bn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..complexity import count_model
 from .. import limits
@@ -50,6 +51,7 @@ from ..profiling import profile_spec, uses_small_input
 from ..provenance import git_commit, package_versions
 from ..store import Store
 from .distill import TeacherCurriculum, kd_loss, load_teacher
+from .distributed import PeerLost, Terminated, World
 from .protocol import Protocol
 from .recipe import Recipe, clip_gradients, optimizer_for, scheduler_for, set_tau
 
@@ -184,9 +186,13 @@ def build_model(description: dict[str, Any]) -> nn.Module:
         raise BnextbenchError(f"cannot build model {description['model']!r}: {exc}") from None
 
 
-def seed_everything(seed: int, epoch: int) -> torch.Generator:
-    """Reseed python, numpy and torch for one epoch; returns the generator for data order."""
-    mixed = seed * 1_000_003 + epoch
+RANK_SEED_STRIDE = 2**48 + 1  # beyond every seed * 1_000_003 + epoch; odd, so numpy's 32-bit seeds differ too
+
+
+def seed_everything(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
+    """Reseed python, numpy and torch for one epoch of one process (under torchrun each rank draws its own
+    augmentations; rank 0 draws what a single process draws); returns the generator for data order."""
+    mixed = seed * 1_000_003 + epoch + rank * RANK_SEED_STRIDE
     random.seed(mixed)
     np.random.seed(mixed % 2**32)
     torch.manual_seed(mixed)
@@ -194,12 +200,15 @@ def seed_everything(seed: int, epoch: int) -> torch.Generator:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageSource, device: torch.device, batch_size: int = 512) -> dict[str, float]:
-    """Top-1 / top-5 accuracy (%), mean cross-entropy and the number of images scored on the test split."""
+def evaluate(model: nn.Module, data: ImageSource, device: torch.device, batch_size: int = 512,
+             world: World = World()) -> dict[str, float]:
+    """Top-1 / top-5 accuracy (%), mean cross-entropy and the number of images scored on the test split; under
+    torchrun each process scores every size-th batch and the sums are all-reduced, so every process returns the
+    same metrics."""
     model.eval()
     correct1 = correct5 = total = 0
     loss_sum = 0.0
-    for images, labels in data.test_batches(batch_size):
+    for images, labels in world.mine(data.test_batches(batch_size)):
         images = normalize(images.to(device), data.mean, data.std)
         labels = labels.to(device)
         logits = model(images)
@@ -208,10 +217,11 @@ def evaluate(model: nn.Module, data: ImageSource, device: torch.device, batch_si
         correct1 += (top[:, 0] == labels).sum().item()
         correct5 += (top == labels[:, None]).any(dim=1).sum().item()
         total += len(labels)
+    correct1, correct5, total, loss_sum = world.sum([correct1, correct5, total, loss_sum])
     if not total:
         raise DataError(f"no readable images in the test split of {data.spec}")
     return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total, "loss": loss_sum / total,
-            "images": total}
+            "images": int(total)}
 
 
 BATCH_NORM_CALIBRATION_IMAGES = 1024
@@ -250,15 +260,44 @@ class Trainer:
     """One training run; :meth:`run` returns the final record (``run_id``, ``top1``, ``top5``, ...)."""
 
     def __init__(self, config: TrainConfig, store: Store | str | Path | None, progress: bool = True,
-                 on_epoch: Callable[[int, dict[str, float]], None] | None = None):
+                 on_epoch: Callable[[int, dict[str, float]], None] | None = None, world: World = World()):
         """``store``: a Store, or the location of one (None: the default), opened only once data, teachers and
         checkpoint are read, so that refused input leaves no database behind. ``on_epoch(epoch, test_metrics |
-        {"run_id"})`` runs after each epoch's checkpoint; raising stops the run."""
-        self.config, self.show_progress, self.on_epoch = config, progress, on_epoch
+        {"run_id"})`` runs after each epoch's checkpoint; raising stops the run. ``world``: the processes that
+        train together under torchrun (:mod:`.distributed`); rank 0 alone writes store, checkpoints, progress."""
+        self.config, self.on_epoch, self.world = config, on_epoch, world
+        self.show_progress = progress and world.is_main
         self.store_location = store
+        self.store: Store | None = None
         self.last_result: dict[str, float] = {}
         self.recipe = config.recipe
-        self.device = pick_device(config.device)
+        self.device = world.device(pick_device(config.device))
+
+    def _update_run(self, run_id: int, **fields: Any) -> None:
+        """Record ``fields`` of the run: every process calls this alike, rank 0 alone writes."""
+        if self.world.is_main:
+            self.store.update_run(run_id, **fields)
+
+    def _check_world(self, data: ImageSource) -> None:
+        """Refuse a torchrun world the run cannot be split over: --batch-size is the global batch (BNext's
+        reference splits its 512 over the node's GPUs), so it must split evenly, and every process needs
+        at least one full batch of its share of the training images."""
+        world, batch = self.world, self.recipe.batch_size
+        if not world.launched:
+            return
+        if self.config.supernet_space is not None:
+            raise BnextbenchError("supernet training does not run under torchrun; start it as one process")
+        if batch % world.size:
+            raise BnextbenchError(f"--batch-size {batch} is the global batch and must split evenly over the "
+                                  f"{world.size} processes torchrun started")
+        if data.train_size // world.size < batch // world.size:
+            raise BnextbenchError(f"{data.train_size} training images cannot give each of {world.size} processes "
+                                  f"one batch of {batch // world.size} (--batch-size {batch} over "
+                                  f"{world.size}); use fewer processes or a smaller --batch-size")
+
+    def run(self) -> dict[str, Any]:
+        with self.world.group(self.device):
+            return self._run()
 
     def _resume_state(self) -> dict[str, Any] | None:
         if not self.config.resume:
@@ -269,10 +308,15 @@ class Trainer:
         state = read_checkpoint(path, "checkpoint to resume")
         if not isinstance(state, dict) or state.get("format") != TRAIN_CHECKPOINT_FORMAT:
             raise BnextbenchError(f"{path} is not a bnextbench training checkpoint")
+        # Another number of processes would shard the data otherwise: the run would not continue as started.
+        if state.get("world_size", 1) != self.world.size:
+            raise BnextbenchError(f"{path} was trained by {state.get('world_size', 1)} process(es), not "
+                                  f"{self.world.size}; resume it with as many (torchrun --nproc-per-node)")
         return state
 
-    def run(self) -> dict[str, Any]:
-        check_writable(self.config.out or DEFAULT_CHECKPOINTS, "checkpoint folder", folder=True)
+    def _run(self) -> dict[str, Any]:
+        if self.world.is_main:
+            check_writable(self.config.out or DEFAULT_CHECKPOINTS, "checkpoint folder", folder=True)
         resumed = self._resume_state()
         if resumed:  # continue exactly as started: the stored settings win over new flags
             self.recipe = Recipe(**resumed["recipe"])
@@ -290,6 +334,7 @@ class Trainer:
             self.config = config = replace(config, holdout=default_holdout(data.train_size))
         if config.holdout is not None:
             data = hold_out(data, config.holdout, recipe.seed)
+        self._check_world(data)
         curriculum = None
         if config.teacher:
             main = load_teacher(config.teacher, data.num_classes, self.device)
@@ -300,7 +345,8 @@ class Trainer:
 
         description = resumed["model_description"] if resumed else model_recipe(config, data.num_classes,
                                                                                   data.resolution)
-        self.store = self.store_location if isinstance(self.store_location, Store) else Store(self.store_location)
+        if self.world.is_main:
+            self.store = self.store_location if isinstance(self.store_location, Store) else Store(self.store_location)
         torch.manual_seed(recipe.seed)
         model = build_model(description).to(self.device)
         self.step = (SandwichStep(model, config.random_subnets, recipe.seed, recipe.kd_weighting)
@@ -314,34 +360,39 @@ class Trainer:
             scheduler.load_state_dict(resumed["scheduler"])
             start_epoch = resumed["epoch"] + 1
             run_id = resumed["run_id"]
-            self.store.discard_epochs_after(run_id, resumed["epoch"])
-            self.store.update_run(run_id, status="running", message=None, epochs_done=start_epoch)
+            # Every process must have read the same checkpoint (on several nodes: a shared or copied --out).
+            self.world.check_replicas(model, f"after reading {config.out / LAST_CHECKPOINT}")
+            if self.world.is_main:
+                self.store.discard_epochs_after(run_id, resumed["epoch"])
+            self._update_run(run_id, status="running", message=None, epochs_done=start_epoch)
         else:
-            run_id = self._create_run(model, description, data)
+            run_id = self.world.share(self._create_run(model, description, data) if self.world.is_main else None)
         out = config.out or DEFAULT_CHECKPOINTS / f"run-{run_id}"
-        self.store.update_run(run_id, checkpoint=str(out / LAST_CHECKPOINT))
+        self._update_run(run_id, checkpoint=str(out / LAST_CHECKPOINT))
         try:
             record = self._epochs(run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out,
                                   description)
         except TrainingDiverged as exc:
-            self.store.update_run(run_id, status="diverged", message=str(exc))
+            self._update_run(run_id, status="diverged", message=str(exc))
             raise
         except StopRun as exc:
             last = self.last_result
-            self.store.update_run(run_id, status=exc.status, message=str(exc), top1=last.get("top1"),
-                                  top5=last.get("top5"))
+            self._update_run(run_id, status=exc.status, message=str(exc), top1=last.get("top1"),
+                             top5=last.get("top5"))
             raise
         except KeyboardInterrupt:
-            self.store.update_run(run_id, status="interrupted", message="stopped by the user")
+            self._update_run(run_id, status="interrupted", message="stopped by the user")
+            raise
+        except (Terminated, PeerLost) as exc:  # torchrun's group came apart; the last checkpoint stays
+            self._update_run(run_id, status="interrupted", message=str(exc))
             raise
         except torch.OutOfMemoryError:
             message = (f"out of memory at batch size {recipe.batch_size}; "
                        f"try --batch-size {max(1, recipe.batch_size // 2)}")
-            self.store.update_run(run_id, status="failed", message=message)
+            self._update_run(run_id, status="failed", message=message)
             raise BnextbenchError(message) from None
         except BaseException as exc:
-            self.store.update_run(run_id, status="failed", message=failure_message(exc),
-                                  skipped_images=data.skipped_images)
+            self._update_run(run_id, status="failed", message=failure_message(exc), skipped_images=data.skipped_images)
             raise
         return record
 
@@ -355,16 +406,26 @@ class Trainer:
             study=config.study,
             trial_number=config.trial_number,
             device=str(self.device),
+            world_size=self.world.size,
             versions=package_versions(),
             git_commit=git_commit(),
             epochs_planned=self.recipe.epochs,
         )
 
     def _epochs(self, run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out, description):
-        recipe = self.recipe
+        recipe, world = self.recipe, self.world
         train_set = data.train_set(recipe.augment)
+        trained = world.wrap(model, self.device)
+        # Under torchrun each process takes its own shard of a (seed, epoch) permutation (set_epoch below), so a
+        # resumed run draws what the uninterrupted one drew; equal shards give every process as many steps.
+        sampler = (DistributedSampler(train_set, world.size, world.rank, shuffle=True, seed=recipe.seed,
+                                      drop_last=True) if world.launched else None)
+        batch_size = recipe.batch_size // world.size
+        images_per_process = len(sampler) if sampler is not None else len(train_set)
         on_gpu = self.device.type == "cuda"
         workers = data.loader_workers(on_gpu)
+        if workers:  # the node's cores shared among its torchrun processes
+            workers = max(1, workers // world.local_size)
         if on_gpu:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
             data.keep_test_split_on(self.device)
@@ -373,21 +434,38 @@ class Trainer:
         with _progress(self.show_progress) as progress:
             epochs_task = progress.add_task(f"run {run_id}", total=recipe.epochs, completed=start_epoch, status="")
             for epoch in range(start_epoch, recipe.epochs):
-                generator = seed_everything(recipe.seed, epoch)
+                generator = seed_everything(recipe.seed, epoch, world.rank)
                 tau = recipe.tau(epoch)
                 set_tau(model, tau)
                 scheduler.step(epoch)
-                loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,
-                                    drop_last=len(train_set) > recipe.batch_size, num_workers=workers,
-                                    collate_fn=data.collate, pin_memory=on_gpu, persistent_workers=False)
+                if sampler is not None:
+                    sampler.set_epoch(epoch)
+                loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                                    generator=generator, drop_last=images_per_process > batch_size,
+                                    num_workers=workers, collate_fn=data.collate, pin_memory=on_gpu,
+                                    persistent_workers=False)
                 started = time.perf_counter()
-                train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress, out)
+                train = self._train_epoch(trained, model, optimizer, loader, data, curriculum, epoch, progress, out)
                 seconds = time.perf_counter() - started
                 speeds.append(train["images"] / seconds)
                 recalibrate_batch_norm(model, data, self.device, self.config.eval_batch_size, recipe.seed)
-                result = self.last_result = evaluate(model, data, self.device, self.config.eval_batch_size)
+                # Every process recalibrates on the same images (SyncBatchNorm's forward is a collective, so all
+                # must take part); rank 0's statistics then replace the others', as GPU kernels of different
+                # devices may round differently. The check proves the replicas bitwise equal before scoring.
+                world.align_buffers(model)
+                digest = world.check_replicas(model, f"after epoch {epoch + 1}")
+                if digest is not None:  # each process says what it holds, for whoever compares the ranks
+                    # One write per line: the processes share torchrun's stderr.
+                    sys.stderr.write(f"rank {world.rank}/{world.size} epoch {epoch + 1}/{recipe.epochs} "
+                                     f"weights sha256 {digest}\n")
+                    sys.stderr.flush()
+                result = self.last_result = evaluate(model, data, self.device, self.config.eval_batch_size, world)
                 if not math.isfinite(result["loss"]):  # weights gone to inf/nan: nothing worth a checkpoint
                     raise diverged(f"test loss became {result['loss']} after epoch {epoch + 1}", out)
+                if not world.is_main:
+                    if self.on_epoch is not None:
+                        self.on_epoch(epoch, {**result, "run_id": run_id})
+                    continue
                 self.store.record_epoch(
                     run_id, epoch + 1, epoch=epoch, train_loss=train["loss"], train_top1=train["top1"],
                     test_loss=result["loss"], test_top1=result["top1"], test_top5=result["top5"],
@@ -404,6 +482,7 @@ class Trainer:
                         "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
                         "recipe": recipe.to_dict(),
                         "settings": {key: getattr(self.config, key) for key in RESUMED_SETTINGS},
+                        "world_size": world.size,
                     },
                     out / LAST_CHECKPOINT,
                 )
@@ -418,11 +497,14 @@ class Trainer:
             "run_id": run_id, "top1": result.get("top1"), "top5": result.get("top5"), "epochs": recipe.epochs,
             "train_images_per_s": sum(speeds) / len(speeds) if speeds else None, "checkpoint": str(out / LAST_CHECKPOINT),
         }
-        self.store.update_run(run_id, status="completed", top1=record["top1"], top5=record["top5"],
-                              train_images_per_s=record["train_images_per_s"], skipped_images=data.skipped_images)
+        self._update_run(run_id, status="completed", top1=record["top1"], top5=record["top5"],
+                         train_images_per_s=record["train_images_per_s"], skipped_images=data.skipped_images)
         return record
 
-    def _train_epoch(self, model, optimizer, loader, data, curriculum, epoch, progress, out) -> dict[str, float]:
+    def _train_epoch(self, trained, model, optimizer, loader, data, curriculum, epoch, progress,
+                     out) -> dict[str, float]:
+        """One epoch of steps through ``trained`` (``model`` itself, or DistributedDataParallel around it, which
+        averages the gradients of all processes); loss and accuracy are those of all processes together."""
         recipe = self.recipe
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -440,7 +522,9 @@ class Trainer:
                 return F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
 
             optimizer.zero_grad(set_to_none=True)
-            value, logits = self.step(model, images, supervised_loss, (epoch, index))
+            with self.world.stepping():
+                value, logits = self.step(trained, images, supervised_loss, (epoch, index))
+            value = self.world.mean(value)  # every process sees a divergence at the same step and stops alike
             if not math.isfinite(value):  # raised before the step: the weights stay those of the last good step
                 raise diverged(f"training loss became {value} in epoch {epoch + 1}", out)
             clip_gradients(trainable, recipe.grad_clip)
@@ -451,6 +535,7 @@ class Trainer:
             seen += len(labels)
             progress.update(batches, advance=1, status=f"loss {loss_sum / seen:.3f}")
         progress.remove_task(batches)
+        loss_sum, correct, seen = self.world.sum([loss_sum, correct, seen])
         return {"loss": loss_sum / max(seen, 1), "top1": 100.0 * correct / max(seen, 1), "images": seen}
 
 
@@ -485,9 +570,10 @@ def plain_step(model: nn.Module, images: torch.Tensor, loss_of: Callable[[torch.
 
 
 def train(config: TrainConfig, store: Store | str | Path | None = None, progress: bool = True,
-          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Train (or resume) one run and return its final record; ``store`` as :class:`Trainer` takes it."""
-    return Trainer(config, store, progress, on_epoch).run()
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None, world: World = World()) -> dict[str, Any]:
+    """Train (or resume) one run and return its final record; ``store`` and ``world`` as :class:`Trainer` takes
+    them."""
+    return Trainer(config, store, progress, on_epoch, world).run()
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
