@@ -205,7 +205,9 @@ def test_other_commands_refuse_torchrun(command, tmp_path, monkeypatch, run_cli)
     assert not (tmp_path / "r.db").exists()
 
 
-REPLICA_CHECK = """
+REPLICA_CHECK = r"""
+import sys
+
 import torch
 from bnextbench.train.distributed import ReplicasDiffer, World
 
@@ -213,14 +215,15 @@ world = World.from_environment()
 with world.group(torch.device("cpu")):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
-    print("equal", world.check_replicas(model, "at the start") is not None, flush=True)
+    # One write a line: the two processes share a pipe, and print() writes a line's parts one by one.
+    sys.stdout.write(f"equal {world.check_replicas(model, 'at the start') is not None}\n")
     if world.rank == 1:
         with torch.no_grad():
             model.weight[0, 0] += 1e-7  # the smallest change a float sum might hide
     try:
         world.check_replicas(model, "after the change")
     except ReplicasDiffer as exc:
-        print(f"rank {world.rank}: {exc}", flush=True)
+        sys.stdout.write(f"rank {world.rank}: {exc}\n")
 """
 
 
