@@ -87,7 +87,7 @@ class Recipe:
 def set_tau(model: nn.Module, tau: float) -> None:
     for module in model.modules():
         if isinstance(module, ProgressiveSign):
-            module.tau.fill_(tau)
+            module.set_tau(tau)
 
 
 def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
