@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from ..complexity import count_model
 from .. import limits
-from ..data import ImageSource, default_holdout, hold_out, load_data, normalize
+from ..data import ImageData, ImageSource, default_holdout, hold_out, load_data, normalize
 from ..errors import BnextbenchError, brief
 from ..io import atomic_torch_save, check_writable, read_checkpoint
 from ..models import BNext, BNextSpec, create_model, list_models
@@ -41,6 +41,8 @@ from ..profiling import profile_spec, uses_small_input
 from ..provenance import git_commit, package_versions
 from ..store import Store
 from .distill import TeacherCurriculum, kd_loss, load_teacher
+from .fast import BATCHED_AUGMENTATIONS, BatchPreparer, DeviceImages, autocast, check_compile_works, sync_steps, \
+    training_forward
 from .protocol import Protocol
 from .recipe import Recipe, clip_gradients, optimizer_for, scheduler_for, set_tau
 
@@ -48,7 +50,9 @@ TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
 LAST_CHECKPOINT = "last.pt"
 DEFAULT_CHECKPOINTS = Path("results") / "checkpoints"  # run-ID/ folders of runs given no --out
 RESUMED_SETTINGS = ("data", "train_limit", "resolution", "teacher", "assistants", "width_mult", "holdout",
-                    "supernet_space", "random_subnets")
+                    "supernet_space", "random_subnets", "data_on_device")
+# What a checkpoint written before a setting existed was trained with.
+SETTINGS_BEFORE_RECORDED = {"data_on_device": False}
 
 
 class TrainingDiverged(BnextbenchError):
@@ -92,6 +96,10 @@ class TrainConfig:
     holdout: int | None = None  # training images validated on instead of the test split (data.hold_out)
     supernet_space: dict[str, Any] | None = None  # a bnext space definition: train its supernet instead of `model`
     random_subnets: int = 2  # per supernet step, besides the largest and the smallest
+    # The fast step (train.fast): layout, compiled forward, training set on the device (None: on CUDA when it can).
+    channels_last: bool = False
+    compile: bool = False
+    data_on_device: bool | None = None
 
     def __post_init__(self) -> None:
         limits.WIDTH_MULT.check(self.width_mult)
@@ -101,6 +109,8 @@ class TrainConfig:
                              (limits.HOLDOUT, self.holdout)):
             limit.check(value, optional=True)
         check_device(self.device)
+        if self.supernet_space is not None and (self.compile or self.recipe.precision != "fp32"):
+            raise BnextbenchError("--compile and --precision bf16 apply to plain training, not to supernets")
 
     def protocol(self, data: ImageSource) -> Protocol:
         """What this run trains under, on ``data`` as loaded for it."""
@@ -255,13 +265,17 @@ class Trainer:
         resumed = self._resume_state()
         if resumed:  # continue exactly as started: the stored settings win over new flags
             self.recipe = Recipe(**resumed["recipe"])
-            self.config = replace(self.config, recipe=self.recipe, **resumed["settings"])
+            self.config = replace(self.config, recipe=self.recipe,
+                                  **{**SETTINGS_BEFORE_RECORDED, **resumed["settings"]})
         config, recipe = self.config, self.recipe
         data = load_data(config.data, config.resolution, config.train_limit, recipe.seed, config.download)
         if config.supernet_space is not None and config.holdout is None:  # a supernet always validates held out
             self.config = config = replace(config, holdout=default_holdout(data.train_size))
         if config.holdout is not None:
             data = hold_out(data, config.holdout, recipe.seed)
+        self.config = config = replace(config, data_on_device=self._data_on_device(data))
+        if config.compile:
+            check_compile_works(self.device)
         curriculum = None
         if config.teacher:
             main = load_teacher(config.teacher, data.num_classes, self.device)
@@ -275,8 +289,12 @@ class Trainer:
         self.store = self.store_location if isinstance(self.store_location, Store) else Store(self.store_location)
         torch.manual_seed(recipe.seed)
         model = build_model(description).to(self.device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         self.step = (SandwichStep(model, config.random_subnets, recipe.seed, recipe.kd_weighting)
                      if isinstance(model, BNextSupernet) else plain_step)
+        self.forward = training_forward(model, recipe.precision, self.device, config.compile)
+        self.prepare = BatchPreparer(data.mean, data.std, self.device, config.channels_last)
         optimizer = optimizer_for(model, recipe)
         scheduler = scheduler_for(optimizer, recipe)
         start_epoch = 0
@@ -316,6 +334,17 @@ class Trainer:
             raise
         return record
 
+    def _data_on_device(self, data: ImageSource) -> bool:
+        """Whether the training set goes to the device: as configured, else on CUDA when it is in memory and its
+        augmentation has a batched form; a one-line error when asked for data that cannot."""
+        possible = isinstance(data, ImageData) and self.recipe.augment in BATCHED_AUGMENTATIONS
+        if self.config.data_on_device is None:
+            return possible and self.device.type == "cuda"
+        if self.config.data_on_device and not possible:
+            raise BnextbenchError(f"--data-on-device needs an in-memory data set and --augment "
+                                  f"{' / '.join(BATCHED_AUGMENTATIONS)}")
+        return self.config.data_on_device
+
     def _create_run(self, model: nn.Module, description: dict[str, Any], data: ImageSource) -> int:
         config = self.config
         complexity = None
@@ -347,9 +376,12 @@ class Trainer:
 
     def _epochs(self, run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out, description):
         recipe = self.recipe
-        train_set = data.train_set(recipe.augment)
+        device_images = (DeviceImages(data.train_images, data.train_labels, recipe.augment, self.device)
+                         if self.config.data_on_device else None)
+        train_set = None if device_images is not None else data.train_set(recipe.augment)
         on_gpu = self.device.type == "cuda"
-        # On a GPU the test tensors live on the device; augmentation runs in CPU workers beside it.
+        # On a GPU the test tensors live on the device; so does the training set where data_on_device, else
+        # its augmentation runs in CPU workers beside it.
         workers = min(8, (os.cpu_count() or 2) - 1) if on_gpu else 0
         if on_gpu:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
@@ -363,15 +395,20 @@ class Trainer:
                 tau = recipe.tau(epoch)
                 set_tau(model, tau)
                 scheduler.step(epoch)
-                loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,
-                                    drop_last=len(train_set) > recipe.batch_size, num_workers=workers,
-                                    pin_memory=on_gpu, persistent_workers=False)
+                drop_last = data.train_size > recipe.batch_size
+                if device_images is not None:
+                    loader = device_images.batches(recipe.batch_size, drop_last, generator.initial_seed())
+                else:
+                    loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,
+                                        drop_last=drop_last, num_workers=workers, pin_memory=on_gpu,
+                                        persistent_workers=False)
                 started = time.perf_counter()
                 train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress, out)
                 seconds = time.perf_counter() - started
                 speeds.append(train["images"] / seconds)
-                recalibrate_batch_norm(model, data, self.device, self.config.eval_batch_size, recipe.seed)
-                result = self.last_result = evaluate(model, data, self.device, self.config.eval_batch_size)
+                with autocast(self.device, recipe.precision):
+                    recalibrate_batch_norm(model, data, self.device, self.config.eval_batch_size, recipe.seed)
+                    result = self.last_result = evaluate(model, data, self.device, self.config.eval_batch_size)
                 if not math.isfinite(result["loss"]):  # weights gone to inf/nan: nothing worth a checkpoint
                     raise diverged(f"test loss became {result['loss']} after epoch {epoch + 1}", out)
                 self.store.record_epoch(
@@ -411,38 +448,49 @@ class Trainer:
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         batches = progress.add_task(f"epoch {epoch + 1}/{recipe.epochs}", total=len(loader), status="")
-        loss_sum, correct, seen = 0.0, 0, 0
+        # Loss and hits add up on the device; the host reads them every `every` steps (each read waits for the
+        # device), then checks the loss is finite: at once on the CPU, so that no step follows a diverged one.
+        # On a GPU a few more steps may run first; their weights are never checkpointed (the caller raises).
+        every = sync_steps(self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
         for index, (images, labels) in enumerate(loader):
-            images = normalize(images.to(self.device, non_blocking=True), data.mean, data.std)
+            images = self.prepare(images)
             labels = labels.to(self.device, non_blocking=True)
 
             def supervised_loss(logits: torch.Tensor) -> torch.Tensor:
+                logits = logits.float()  # the loss of bf16 logits in fp32; a no-op in fp32
                 if curriculum is not None:
                     return kd_loss(logits, curriculum.logits(epoch, images), recipe.kd_weighting)
                 return F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
 
             optimizer.zero_grad(set_to_none=True)
-            value, logits = self.step(model, images, supervised_loss, (epoch, index))
-            if not math.isfinite(value):  # raised before the step: the weights stay those of the last good step
-                raise diverged(f"training loss became {value} in epoch {epoch + 1}", out)
+            value, logits = self.step(self.forward, images, supervised_loss, (epoch, index))
+            loss_sum += torch.as_tensor(value, dtype=torch.float64, device=self.device) * len(labels)
+            correct += (logits.argmax(dim=1) == labels).sum()
+            seen += len(labels)
+            if (index + 1) % every == 0 or index + 1 == len(loader):
+                mean_loss = float(loss_sum) / seen
+                if not math.isfinite(mean_loss):  # raised before the step: on the CPU the last good weights stay
+                    raise diverged(f"training loss became {mean_loss} in epoch {epoch + 1}", out)
+                progress.update(batches, status=f"loss {mean_loss:.3f}")
             clip_gradients(trainable, recipe.grad_clip)
             optimizer.step()
             apply_constraints(model)
-            loss_sum += value * len(labels)
-            correct += (logits.argmax(dim=1) == labels).sum().item()
-            seen += len(labels)
-            progress.update(batches, advance=1, status=f"loss {loss_sum / seen:.3f}")
+            progress.update(batches, advance=1)
         progress.remove_task(batches)
-        return {"loss": loss_sum / max(seen, 1), "top1": 100.0 * correct / max(seen, 1), "images": seen}
+        return {"loss": float(loss_sum) / max(seen, 1), "top1": 100.0 * int(correct) / max(seen, 1), "images": seen}
 
 
-def plain_step(model: nn.Module, images: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
-               _position: tuple[int, int]) -> tuple[float, torch.Tensor]:
-    """Forward, loss and backward of one batch: (loss value, logits). The trainer then clips and steps."""
+def plain_step(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+               loss_of: Callable[[torch.Tensor], torch.Tensor], _position: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, loss and backward of one batch: (loss, detached, still on the device; logits). The trainer then
+    clips and steps."""
     logits = model(images)
     loss = loss_of(logits)
     loss.backward()
-    return loss.item(), logits
+    return loss.detach(), logits
 
 
 def train(config: TrainConfig, store: Store | str | Path | None = None, progress: bool = True,
