@@ -484,7 +484,8 @@ class Trainer:
 
 
 def plain_step(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-               loss_of: Callable[[torch.Tensor], torch.Tensor], _position: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+               loss_of: Callable[[torch.Tensor], torch.Tensor],
+               _position: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, loss and backward of one batch: (loss, detached, still on the device; logits). The trainer then
     clips and steps."""
     logits = model(images)
