@@ -231,7 +231,8 @@ def test_a_diverging_gpu_style_run_reads_its_loss_late_but_still_stops_unsaved(t
 
 def test_compiled_model_matches_eager_on_one_batch():
     """torch.compile (inductor, C++ on the CPU) against eager on the same batch and weights, in training mode:
-    logits within 1e-4 relative to their scale, losses within 1e-5, gradients 1e-3 (fused kernels reorder sums)."""
+    logits within 1e-4 relative to their scale, losses within 1e-5, all gradients together within 1e-3 and
+    each within 5 % (fused kernels reorder sums; see test_cpu_kernels on ill-conditioned BatchNorm gradients)."""
     from bnextbench.train.fast import check_compile_works, training_forward
 
     try:
@@ -249,13 +250,18 @@ def test_compiled_model_matches_eager_on_one_batch():
         logits = forward(images)
         loss = torch.nn.functional.cross_entropy(logits, labels)
         loss.backward()
-        results.append((logits.detach(), loss.detach(), [p.grad.clone() for p in model.parameters()]))
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]  # frozen PReLUs have none
+        results.append((logits.detach(), loss.detach(), grads))
         model.load_state_dict(state)
     (eager_logits, eager_loss, eager_grads), (fast_logits, fast_loss, fast_grads) = results
     assert (fast_logits - eager_logits).abs().max() <= 1e-4 * eager_logits.abs().max()
     assert torch.allclose(fast_loss, eager_loss, rtol=1e-5)
+    assert len(fast_grads) == len(eager_grads) > 0
+    fast_all, eager_all = torch.cat([g.flatten() for g in fast_grads]), torch.cat([g.flatten() for g in eager_grads])
+    assert (fast_all - eager_all).norm() <= 1e-3 * eager_all.norm()
+    # Small tensors behind train-mode BatchNorm lose digits: 1.3 % measured on one 8-element gradient here.
     for fast, eager in zip(fast_grads, eager_grads):
-        assert (fast - eager).norm() <= 1e-3 * eager.norm() + 1e-8
+        assert (fast - eager).norm() <= 5e-2 * eager.norm() + 1e-8
 
 
 def test_precision_and_data_placement_refuse_bad_input_in_one_line(run_cli, tmp_path):
