@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__, limits
-from .choices import AUGMENTATIONS, DATA_MODES, MODEL_RESOLUTION, OPS_RULES, REFERENCE_VARIANTS, REPORT_FORMATS
+from .choices import AUGMENTATIONS, DATA_MODES, MODEL_RESOLUTION, OPS_RULES, PRECISIONS, REFERENCE_VARIANTS, REPORT_FORMATS
 from .errors import BnextbenchError, BnextbenchWarning
 from .limits import help_with
 from .output import FORMATS, Field, console, emit, emit_record, fixed, percent, say, table
@@ -149,6 +149,7 @@ RunFormatOption = Annotated[OutputFormat, typer.Option("--format", help="table, 
 
 Augment = _choices("Augment", AUGMENTATIONS)
 DataMode = _choices("DataMode", DATA_MODES)
+Precision = _choices("Precision", PRECISIONS)
 KdWeighting = _choices("KdWeighting", ("sample", "batch"))
 
 
@@ -157,17 +158,19 @@ def _train_config(
     resolution: Optional[int], teacher: Optional[Path], assistant: list[Path], kd_weighting: KdWeighting,
     lr: float, sign_at: float, tau_decay: Optional[float], label_smoothing: float, augment: Augment, seed: int,
     out: Optional[Path], resume: bool, device: Optional[str], download: bool, data_mode: DataMode = DataMode.auto,
-    skip_bad_images: bool = False,
+    skip_bad_images: bool = False, precision: str = "fp32", channels_last: bool = False,
+    compile_model: bool = False, data_on_device: Optional[bool] = None,
 ):
     from .train import Recipe, TrainConfig
 
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, sign_at=sign_at, tau_decay=tau_decay,
                     label_smoothing=label_smoothing, augment=augment.value, kd_weighting=kd_weighting.value,
-                    seed=seed)
+                    seed=seed, precision=precision)
     return TrainConfig(model=model, data=data, recipe=recipe, width_mult=width_mult, train_limit=train_limit,
                        resolution=resolution, teacher=str(teacher) if teacher else None,
                        assistants=tuple(str(p) for p in assistant), out=out, resume=resume, device=device,
-                       download=download, data_mode=data_mode.value, skip_bad_images=skip_bad_images)
+                       download=download, data_mode=data_mode.value, skip_bad_images=skip_bad_images,
+                       channels_last=channels_last, compile=compile_model, data_on_device=data_on_device)
 
 
 EpochsOption = Annotated[int, typer.Option("--epochs", help=help_with(limits.EPOCHS, "Training epochs"))]
@@ -210,6 +213,17 @@ DataModeOption = Annotated[DataMode, typer.Option("--data-mode", help="An image 
 SkipBadOption = Annotated[bool, typer.Option("--skip-bad-images", help="Pass unreadable image files of a streamed "
                                              "folder over and count them in the run (default: stop, naming the "
                                              "file).")]
+PrecisionOption = Annotated[Precision, typer.Option("--precision", help=f"Arithmetic of the forward passes: "
+                                                    f"{' or '.join(PRECISIONS)} (bf16: autocast on CUDA or CPU; "
+                                                    f"weights and optimizer stay fp32; part of the protocol).")]
+ChannelsLastOption = Annotated[bool, typer.Option("--channels-last", help="Model and batches in channels-last "
+                                                  "memory (faster bf16 convolutions; off unless given).")]
+CompileOption = Annotated[bool, typer.Option("--compile", help="torch.compile the model for training (refused in "
+                                             "one line where this machine cannot compile).")]
+DataOnDeviceOption = Annotated[Optional[bool], typer.Option(
+    "--data-on-device/--data-in-workers", help="Keep an in-memory training set on the device and augment it "
+    "there in batches (cifar, flip, none), or per image in DataLoader workers (default: on the device on CUDA).",
+    show_default=False)]
 
 
 @app.command()
@@ -236,6 +250,10 @@ def train(
     download: DownloadOption = False,
     data_mode: DataModeOption = DataMode.auto,
     skip_bad_images: SkipBadOption = False,
+    precision: PrecisionOption = Precision.fp32,
+    channels_last: ChannelsLastOption = False,
+    compile_model: CompileOption = False,
+    data_on_device: DataOnDeviceOption = None,
     db: DbOption = None,
     output: RunFormatOption = OutputFormat.table,
 ) -> None:
@@ -250,7 +268,8 @@ def train(
     check_model_name(model)
     config = _train_config(model, data, epochs, batch_size, width_mult, train_limit, resolution, teacher, assistant,
                            kd_weighting, lr, sign_at, tau_decay, label_smoothing, augment, seed, out, resume, device,
-                           download, data_mode, skip_bad_images)
+                           download, data_mode, skip_bad_images, precision.value, channels_last, compile_model,
+                           data_on_device)
     world = World.from_environment()
     record = train_run(config, db, progress=output is not OutputFormat.json or console.is_terminal, world=world)
     if world.is_main:

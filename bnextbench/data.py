@@ -527,7 +527,8 @@ class TensorImages(Dataset):
 
 
 def normalize(batch: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
-    """uint8 batch -> float, scaled to [0, 1] and standardised per channel."""
-    mean_t = torch.tensor(mean, device=batch.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
+    """uint8 batch -> float, scaled to [0, 1] and standardised per channel; ``mean`` and ``std`` as numbers, or
+    as tensors already on the batch's device (then nothing is copied)."""
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
     return (batch.float() / 255.0 - mean_t) / std_t

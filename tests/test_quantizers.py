@@ -70,11 +70,11 @@ def test_approx_sign_gradient_is_2_minus_2_abs_x():
 def test_progressive_sign_clips_by_tau_then_turns_sign():
     quantizer = ProgressiveSign().eval()
     weight = torch.tensor([-0.3, -0.01, 0.02, 0.4])
-    quantizer.tau.fill_(0.1)
+    quantizer.set_tau(0.1)
     out, grad = value_and_grad(quantizer, weight)
     assert torch.allclose(out, torch.tensor([-1.0, -0.1, 0.2, 1.0]))
     assert grad.tolist() == [1, 1, 1, 1]  # identity straight-through, no 1/tau, no mask
-    quantizer.tau.fill_(0.9e-7)
+    quantizer.set_tau(0.9e-7)
     assert quantizer.is_sign and quantizer(weight).tolist() == [-1, -1, 1, 1]
     assert "tau" in dict(quantizer.named_buffers())
 

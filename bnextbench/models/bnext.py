@@ -45,7 +45,10 @@ class Recoupling(nn.Module):
 
     def forward(self, y: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         # GAP is linear and lam per channel, so mix the pooled maps: GAP(m) = lam GAP(source) + (1 - lam) GAP(y).
-        mixed = torch.lerp(spatial_mean(y), spatial_mean(source), self.mix)
+        # lerp takes one dtype; under autocast y (a conv's output) is bf16 while source and lam may be fp32.
+        pooled_y, pooled_source = spatial_mean(y), spatial_mean(source)
+        dtype = torch.promote_types(torch.promote_types(pooled_y.dtype, pooled_source.dtype), self.mix.dtype)
+        mixed = torch.lerp(pooled_y.to(dtype), pooled_source.to(dtype), self.mix.to(dtype))
         gate = self.excite(F.relu(self.squeeze(mixed)))
         return y * torch.sigmoid(gate)
 

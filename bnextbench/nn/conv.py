@@ -182,11 +182,16 @@ def algorithm_for(x_shape: torch.Size, weight_shape: torch.Size, stride: int, pa
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, stride, padding)`` with groups 1, by the fastest of three algorithms for
-    fp32 on the CPU; other devices and dtypes, and every call while the CPU kernels are switched off,
-    go to ``F.conv2d``."""
+    fp32 on the CPU; other devices and dtypes, calls under CPU autocast, and every call while the CPU
+    kernels are switched off, go to ``F.conv2d``.
+
+    Under autocast fp32 tensors arrive here and ``F.conv2d`` would cast them to bf16; the kernels here would
+    instead run their matrix products in bf16 forward but their backward outside autocast, mixing dtypes.
+    """
     if (
         not use_cpu_kernels()
         or x.device.type != "cpu"
+        or torch.is_autocast_enabled("cpu")
         or x.dim() != 4
         or x.dtype != torch.float32
         or weight.dtype != torch.float32

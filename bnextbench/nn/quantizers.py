@@ -69,7 +69,11 @@ def channel_sum(t: torch.Tensor) -> torch.Tensor:
 class _ShiftedSignFunction(torch.autograd.Function):
     """sign(x + b) forward with b a per-channel shift or None; subclasses give the surrogate derivative
     twice: as ``surrogate_grad`` for this Function's backward, and as ``surrogate``, a differentiable
-    function whose derivative it is, for the plain-torch path when the CPU kernels are off."""
+    function whose derivative it is, for the plain-torch path when the CPU kernels are off.
+
+    Under autocast x may be bf16 while b, and so x + b, is fp32: dL/db is summed in fp32 and dL/dx is
+    returned in x's dtype, as autograd's own backward of ``x + b`` would.
+    """
 
     @staticmethod
     def surrogate_grad(grad: torch.Tensor, shifted: torch.Tensor, option: float) -> torch.Tensor:
@@ -94,6 +98,7 @@ class _ShiftedSignFunction(torch.autograd.Function):
         ctx.save_for_backward(shifted)
         ctx.option = option
         ctx.shift_shape = None if shift is None else shift.shape
+        ctx.input_dtype = x.dtype
         return binary_sign(shifted)
 
     @classmethod
@@ -101,7 +106,7 @@ class _ShiftedSignFunction(torch.autograd.Function):
         (shifted,) = ctx.saved_tensors
         grad_x = cls.surrogate_grad(grad, shifted, ctx.option)
         grad_shift = None if ctx.shift_shape is None else channel_sum(grad_x).view(ctx.shift_shape)
-        return grad_x, grad_shift, None
+        return grad_x.to(ctx.input_dtype), grad_shift, None
 
 
 class _ClippedSign(_ShiftedSignFunction):
@@ -194,7 +199,13 @@ class ProgressiveSign(nn.Module):
     Backward: identity straight-through, d W_b / d W = 1 (no mask, no 1/tau factor).
     Constraint: after each optimizer step the latent W is clamped to [-latent_clip, latent_clip]
     (:meth:`constrain_weight_`; the reference clamps at the start of each training forward, the same sequence).
-    tau starts at 1 and is decayed by the training recipe; ``bits`` is the deployed precision.
+    tau starts at 1 and is decayed by the training recipe through :meth:`set_tau`; ``bits`` is the deployed
+    precision.
+
+    Which branch runs is the Python bool ``is_sign``, updated by :meth:`set_tau` and by ``load_state_dict``,
+    never read from the buffer in the forward: reading a GPU tensor on the host waits for every queued
+    kernel, once per binary layer and step, and a compiled model would break its graph there. Write tau
+    through those two, not into the buffer directly.
     """
 
     bits = 1
@@ -204,18 +215,24 @@ class ProgressiveSign(nn.Module):
         self.sign_below = sign_below
         self.latent_clip = latent_clip
         self.register_buffer("tau", torch.ones(1))
+        self.is_sign = False
+        self.register_load_state_dict_post_hook(lambda module, _incompatible: module._follow_tau())
 
-    @property
-    def is_sign(self) -> bool:
-        return float(self.tau) < self.sign_below
+    def set_tau(self, tau: float) -> None:
+        """Set the temperature (once per epoch: the one place tau is read back to the host)."""
+        self.tau.fill_(tau)
+        self._follow_tau()
+
+    def _follow_tau(self) -> None:
+        # Compared as stored (fp32), as the forward divides by the stored value.
+        self.is_sign = float(self.tau) < self.sign_below
 
     @torch.no_grad()
     def constrain_weight_(self, weight: torch.Tensor) -> None:
         weight.clamp_(-self.latent_clip, self.latent_clip)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        # Only the branch tau selects: the weights are the large tensors of a binary net at CIFAR sizes,
-        # and reading the one-element tau costs less than computing both branches.
+        # Only the branch tau selects: the weights are the large tensors of a binary net at CIFAR sizes.
         if self.is_sign:
             return straight_through(weight, binary_sign)
         return straight_through(weight, lambda w: (w / self.tau).clamp_(-1.0, 1.0))

@@ -52,6 +52,8 @@ from ..provenance import git_commit, package_versions
 from ..store import Store
 from .distill import TeacherCurriculum, kd_loss, load_teacher
 from .distributed import PeerLost, Terminated, World
+from .fast import BATCHED_AUGMENTATIONS, BatchPreparer, DeviceImages, autocast, check_compile_works, sync_steps, \
+    training_forward
 from .protocol import Protocol
 from .recipe import Recipe, clip_gradients, optimizer_for, scheduler_for, set_tau
 
@@ -59,7 +61,9 @@ TRAIN_CHECKPOINT_FORMAT = "bnextbench-train/1"
 LAST_CHECKPOINT = "last.pt"
 DEFAULT_CHECKPOINTS = Path("results") / "checkpoints"  # run-ID/ folders of runs given no --out
 RESUMED_SETTINGS = ("data", "train_limit", "resolution", "teacher", "assistants", "width_mult", "holdout",
-                    "supernet_space", "random_subnets", "data_mode", "skip_bad_images")
+                    "supernet_space", "random_subnets", "data_mode", "skip_bad_images", "data_on_device")
+# What a checkpoint written before a setting existed was trained with.
+SETTINGS_BEFORE_RECORDED = {"data_on_device": False}
 
 
 class TrainingDiverged(BnextbenchError):
@@ -111,6 +115,10 @@ class TrainConfig:
     random_subnets: int = 2  # per supernet step, besides the largest and the smallest
     data_mode: str = "auto"  # an image folder in memory or streamed from its files (data.open_data)
     skip_bad_images: bool = False  # pass unreadable files of a streamed folder over, counted in the run
+    # The fast step (train.fast): layout, compiled forward, training set on the device (None: on CUDA when it can).
+    channels_last: bool = False
+    compile: bool = False
+    data_on_device: bool | None = None
 
     def __post_init__(self) -> None:
         check_data_mode(self.data_mode)
@@ -121,6 +129,8 @@ class TrainConfig:
                              (limits.HOLDOUT, self.holdout)):
             limit.check(value, optional=True)
         check_device(self.device)
+        if self.supernet_space is not None and (self.compile or self.recipe.precision != "fp32"):
+            raise BnextbenchError("--compile and --precision bf16 apply to plain training, not to supernets")
 
     def protocol(self, data: ImageSource) -> Protocol:
         """What this run trains under, on ``data`` as loaded for it."""
@@ -320,7 +330,8 @@ class Trainer:
         resumed = self._resume_state()
         if resumed:  # continue exactly as started: the stored settings win over new flags
             self.recipe = Recipe(**resumed["recipe"])
-            self.config = replace(self.config, recipe=self.recipe, **resumed["settings"])
+            self.config = replace(self.config, recipe=self.recipe,
+                                  **{**SETTINGS_BEFORE_RECORDED, **resumed["settings"]})
         config, recipe = self.config, self.recipe
         # Holding images out moves tensors between the splits: in memory, unless streaming is asked for.
         needs_tensors = config.holdout is not None or config.supernet_space is not None
@@ -335,6 +346,9 @@ class Trainer:
         if config.holdout is not None:
             data = hold_out(data, config.holdout, recipe.seed)
         self._check_world(data)
+        self.config = config = replace(config, data_on_device=self._data_on_device(data))
+        if config.compile:
+            check_compile_works(self.device)
         curriculum = None
         if config.teacher:
             main = load_teacher(config.teacher, data.num_classes, self.device)
@@ -349,8 +363,11 @@ class Trainer:
             self.store = self.store_location if isinstance(self.store_location, Store) else Store(self.store_location)
         torch.manual_seed(recipe.seed)
         model = build_model(description).to(self.device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         self.step = (SandwichStep(model, config.random_subnets, recipe.seed, recipe.kd_weighting)
                      if isinstance(model, BNextSupernet) else plain_step)
+        self.prepare = BatchPreparer(data.mean, data.std, self.device, config.channels_last)
         optimizer = optimizer_for(model, recipe)
         scheduler = scheduler_for(optimizer, recipe)
         start_epoch = 0
@@ -396,6 +413,19 @@ class Trainer:
             raise
         return record
 
+    def _data_on_device(self, data: ImageSource) -> bool:
+        """Whether the training set goes to the device: as configured, else on CUDA when it is in memory, its
+        augmentation has a batched form and one process trains (the device batches are not sharded over
+        torchrun's processes); a one-line error when asked for data that cannot."""
+        possible = (isinstance(data, ImageData) and self.recipe.augment in BATCHED_AUGMENTATIONS
+                    and not self.world.launched)
+        if self.config.data_on_device is None:
+            return possible and self.device.type == "cuda"
+        if self.config.data_on_device and not possible:
+            raise BnextbenchError(f"--data-on-device needs one process, an in-memory data set and --augment "
+                                  f"{' / '.join(BATCHED_AUGMENTATIONS)}")
+        return self.config.data_on_device
+
     def _create_run(self, model: nn.Module, description: dict[str, Any], data: ImageSource) -> int:
         config = self.config
         return self.store.create_run(
@@ -414,14 +444,17 @@ class Trainer:
 
     def _epochs(self, run_id, model, optimizer, scheduler, data, curriculum, start_epoch, out, description):
         recipe, world = self.recipe, self.world
-        train_set = data.train_set(recipe.augment)
+        device_images = (DeviceImages(data.train_images, data.train_labels, recipe.augment, self.device)
+                         if self.config.data_on_device else None)
+        train_set = None if device_images is not None else data.train_set(recipe.augment)
         trained = world.wrap(model, self.device)
+        self.forward = training_forward(trained, recipe.precision, self.device, self.config.compile)
         # Under torchrun each process takes its own shard of a (seed, epoch) permutation (set_epoch below), so a
         # resumed run draws what the uninterrupted one drew; equal shards give every process as many steps.
         sampler = (DistributedSampler(train_set, world.size, world.rank, shuffle=True, seed=recipe.seed,
                                       drop_last=True) if world.launched else None)
         batch_size = recipe.batch_size // world.size
-        images_per_process = len(sampler) if sampler is not None else len(train_set)
+        images_per_process = len(sampler) if sampler is not None else data.train_size
         on_gpu = self.device.type == "cuda"
         workers = data.loader_workers(on_gpu)
         if workers:  # the node's cores shared among its torchrun processes
@@ -438,17 +471,21 @@ class Trainer:
                 tau = recipe.tau(epoch)
                 set_tau(model, tau)
                 scheduler.step(epoch)
-                if sampler is not None:
-                    sampler.set_epoch(epoch)
-                loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
-                                    generator=generator, drop_last=images_per_process > batch_size,
-                                    num_workers=workers, collate_fn=data.collate, pin_memory=on_gpu,
-                                    persistent_workers=False)
+                drop_last = images_per_process > batch_size
+                if device_images is not None:  # one process (Trainer._data_on_device)
+                    loader = device_images.batches(batch_size, drop_last, generator.initial_seed())
+                else:
+                    if sampler is not None:
+                        sampler.set_epoch(epoch)
+                    loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                                        generator=generator, drop_last=drop_last, num_workers=workers,
+                                        collate_fn=data.collate, pin_memory=on_gpu, persistent_workers=False)
                 started = time.perf_counter()
-                train = self._train_epoch(trained, model, optimizer, loader, data, curriculum, epoch, progress, out)
+                train = self._train_epoch(model, optimizer, loader, data, curriculum, epoch, progress, out)
                 seconds = time.perf_counter() - started
                 speeds.append(train["images"] / seconds)
-                recalibrate_batch_norm(model, data, self.device, self.config.eval_batch_size, recipe.seed)
+                with autocast(self.device, recipe.precision):
+                    recalibrate_batch_norm(model, data, self.device, self.config.eval_batch_size, recipe.seed)
                 # Every process recalibrates on the same images (SyncBatchNorm's forward is a collective, so all
                 # must take part); rank 0's statistics then replace the others', as GPU kernels of different
                 # devices may round differently. The check proves the replicas bitwise equal before scoring.
@@ -459,7 +496,9 @@ class Trainer:
                     sys.stderr.write(f"rank {world.rank}/{world.size} epoch {epoch + 1}/{recipe.epochs} "
                                      f"weights sha256 {digest}\n")
                     sys.stderr.flush()
-                result = self.last_result = evaluate(model, data, self.device, self.config.eval_batch_size, world)
+                with autocast(self.device, recipe.precision):
+                    result = self.last_result = evaluate(model, data, self.device, self.config.eval_batch_size,
+                                                         world)
                 if not math.isfinite(result["loss"]):  # weights gone to inf/nan: nothing worth a checkpoint
                     raise diverged(f"test loss became {result['loss']} after epoch {epoch + 1}", out)
                 if not world.is_main:
@@ -501,41 +540,51 @@ class Trainer:
                          train_images_per_s=record["train_images_per_s"], skipped_images=data.skipped_images)
         return record
 
-    def _train_epoch(self, trained, model, optimizer, loader, data, curriculum, epoch, progress,
-                     out) -> dict[str, float]:
-        """One epoch of steps through ``trained`` (``model`` itself, or DistributedDataParallel around it, which
-        averages the gradients of all processes); loss and accuracy are those of all processes together."""
+    def _train_epoch(self, model, optimizer, loader, data, curriculum, epoch, progress, out) -> dict[str, float]:
+        """One epoch of steps through ``self.forward`` (``model``, or DistributedDataParallel around it, which
+        averages the gradients of all processes; under autocast or compiled where asked); loss and accuracy are
+        those of all processes together."""
         recipe = self.recipe
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         batches = progress.add_task(f"epoch {epoch + 1}/{recipe.epochs}", total=len(loader), status="")
-        loss_sum, correct, seen = 0.0, 0, 0
+        # Loss and hits add up on the device; the host reads them every `every` steps (each read waits for the
+        # device), then checks the loss is finite: at once on the CPU, so that no step follows a diverged one.
+        # On a GPU a few more steps may run first; their weights are never checkpointed (the caller raises).
+        every = sync_steps(self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
         for index, (images, labels) in enumerate(loader):
             if not len(labels):  # every file of the batch skipped as unreadable
                 continue
-            images = normalize(images.to(self.device, non_blocking=True), data.mean, data.std)
+            images = self.prepare(images)
             labels = labels.to(self.device, non_blocking=True)
 
             def supervised_loss(logits: torch.Tensor) -> torch.Tensor:
+                logits = logits.float()  # the loss of bf16 logits in fp32; a no-op in fp32
                 if curriculum is not None:
                     return kd_loss(logits, curriculum.logits(epoch, images), recipe.kd_weighting)
                 return F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
 
             optimizer.zero_grad(set_to_none=True)
             with self.world.stepping():
-                value, logits = self.step(trained, images, supervised_loss, (epoch, index))
-            value = self.world.mean(value)  # every process sees a divergence at the same step and stops alike
-            if not math.isfinite(value):  # raised before the step: the weights stay those of the last good step
-                raise diverged(f"training loss became {value} in epoch {epoch + 1}", out)
+                value, logits = self.step(self.forward, images, supervised_loss, (epoch, index))
+            loss_sum += torch.as_tensor(value, dtype=torch.float64, device=self.device) * len(labels)
+            correct += (logits.argmax(dim=1) == labels).sum()
+            seen += len(labels)
+            if (index + 1) % every == 0 or index + 1 == len(loader):
+                # every process sees a divergence at the same step and stops alike
+                mean_loss = self.world.mean(float(loss_sum) / seen)
+                if not math.isfinite(mean_loss):  # raised before the step: on the CPU the last good weights stay
+                    raise diverged(f"training loss became {mean_loss} in epoch {epoch + 1}", out)
+                progress.update(batches, status=f"loss {mean_loss:.3f}")
             clip_gradients(trainable, recipe.grad_clip)
             optimizer.step()
             apply_constraints(model)
-            loss_sum += value * len(labels)
-            correct += (logits.argmax(dim=1) == labels).sum().item()
-            seen += len(labels)
-            progress.update(batches, advance=1, status=f"loss {loss_sum / seen:.3f}")
+            progress.update(batches, advance=1)
         progress.remove_task(batches)
-        loss_sum, correct, seen = self.world.sum([loss_sum, correct, seen])
+        loss_sum, correct, seen = self.world.sum([float(loss_sum), int(correct), seen])
         return {"loss": loss_sum / max(seen, 1), "top1": 100.0 * correct / max(seen, 1), "images": seen}
 
 
@@ -560,13 +609,15 @@ def model_columns(model: nn.Module, description: dict[str, Any], width_mult: flo
             "arch_hash": spec.hash if spec is not None else None, "complexity": complexity}
 
 
-def plain_step(model: nn.Module, images: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
-               _position: tuple[int, int]) -> tuple[float, torch.Tensor]:
-    """Forward, loss and backward of one batch: (loss value, logits). The trainer then clips and steps."""
+def plain_step(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+               loss_of: Callable[[torch.Tensor], torch.Tensor],
+               _position: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, loss and backward of one batch: (loss, detached, still on the device; logits). The trainer then
+    clips and steps."""
     logits = model(images)
     loss = loss_of(logits)
     loss.backward()
-    return loss.item(), logits
+    return loss.detach(), logits
 
 
 def train(config: TrainConfig, store: Store | str | Path | None = None, progress: bool = True,

@@ -12,8 +12,8 @@ from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 from .. import limits
-from ..choices import AUGMENTATIONS
-from ..errors import BnextbenchError
+from ..choices import AUGMENTATIONS, PRECISIONS
+from ..errors import BnextbenchError, brief
 from ..nn import ProgressiveSign
 
 SIGN_THRESHOLD = 1e-7
@@ -45,6 +45,7 @@ class Recipe:
     augment: str = "cifar"
     kd_weighting: str = "sample"
     seed: int = 0
+    precision: str = "fp32"  # forward passes in fp32, or under bf16 autocast (train.fast)
 
     def __post_init__(self) -> None:
         for limit, value in ((limits.EPOCHS, self.epochs), (limits.BATCH_SIZE, self.batch_size), (limits.LR, self.lr),
@@ -59,6 +60,8 @@ class Recipe:
             raise BnextbenchError(f"--kd-weighting must be one of {', '.join(KD_WEIGHTINGS)}")
         if self.augment not in AUGMENTATIONS:
             raise BnextbenchError(f"--augment must be one of {', '.join(AUGMENTATIONS)}")
+        if self.precision not in PRECISIONS:
+            raise BnextbenchError(f"--precision must be one of {', '.join(PRECISIONS)}, got {brief(self.precision)}")
         if self.warmup_epochs is None:
             self.warmup_epochs = min(5, self.epochs // 10)
 
@@ -75,7 +78,12 @@ class Recipe:
         return self.decay**epoch
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field, but ``precision`` only when not fp32: recipes (and so protocol keys) of fp32 runs stay
+        those stored before the option existed."""
+        values = asdict(self)
+        if self.precision == "fp32":
+            del values["precision"]
+        return values
 
     @classmethod
     def from_dict(cls, data: dict) -> Recipe:
@@ -87,7 +95,7 @@ class Recipe:
 def set_tau(model: nn.Module, tau: float) -> None:
     for module in model.modules():
         if isinstance(module, ProgressiveSign):
-            module.tau.fill_(tau)
+            module.set_tau(tau)
 
 
 def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
