@@ -462,6 +462,7 @@ def test_markdown_report_keeps_hostile_names_as_text():
                         {"study": hostile}, hostile)
     text = to_markdown(board)
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert text.splitlines()[2].startswith("study &lt;script&gt;")  # the headline under the title too
 
 
 @pytest.mark.parametrize("args", [

@@ -265,13 +265,15 @@ def provenance(store: Store, sections: list[Section], study: str | None, data: s
 
 def headline(provenance: dict[str, Any]) -> str:
     """One line under a report's title: which study, budget, data, resolution and epochs it ranks."""
-    parts = [f"study {provenance['study']}, budget {', '.join(provenance['budgets'])}" if provenance["study"]
+    study, budgets = provenance.get("study"), provenance.get("budgets") or []
+    parts = [(f"study {study}" + (f", budget {', '.join(budgets)}" if budgets else "")) if study
              else "every completed run"]
-    parts.append("; ".join(provenance["data"]) or "no local runs")
-    epochs = provenance["epochs"]
+    parts.append("; ".join(provenance.get("data") or []) or "no local runs")
+    epochs = provenance.get("epochs") or []
     if epochs:
         parts.append(f"{'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}")
-    parts.append(f"bnextbench {provenance['bnextbench_version']}, commit {provenance['git_commit'] or 'unknown'}")
+    parts.append(f"bnextbench {provenance.get('bnextbench_version', 'unknown')}, commit "
+                 f"{provenance.get('git_commit') or 'unknown'}")
     return " · ".join(parts)
 
 
