@@ -15,7 +15,7 @@ import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 from torch.utils.data import Dataset, default_collate
@@ -104,19 +104,12 @@ class ImageSource(Protocol):
         """Files passed over so far as unreadable (each counted once, however often it was read)."""
 
 
-@dataclass
-class ImageData:
-    """Decoded images (uint8, N x 3 x R x R) and labels of one data set at one resolution, in memory."""
+class LabelledSplits:
+    """Sizes of a source's splits, from its ``classes``, ``train_labels`` and ``test_labels``."""
 
-    spec: str
     classes: list[str]
-    resolution: int
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    train_labels: Any
+    test_labels: Any
 
     @property
     def num_classes(self) -> int:
@@ -130,6 +123,29 @@ class ImageData:
     def test_size(self) -> int:
         return len(self.test_labels)
 
+
+def calibration_draw(train_size: int, count: int, batch_size: int, seed: int) -> list[torch.Tensor]:
+    """Indices of ``count`` training images (at most all) drawn by ``seed``, in near-equal parts of at most
+    ``batch_size``: what :meth:`ImageSource.calibration_batches` reads, whatever the source."""
+    count = min(count, train_size)
+    chosen = torch.randperm(train_size, generator=torch.Generator().manual_seed(seed))[:count]
+    return list(chosen.tensor_split(math.ceil(count / batch_size)))
+
+
+@dataclass
+class ImageData(LabelledSplits):
+    """Decoded images (uint8, N x 3 x R x R) and labels of one data set at one resolution, in memory."""
+
+    spec: str
+    classes: list[str]
+    resolution: int
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
     def train_set(self, augment: str) -> Dataset:
         return TensorImages(self.train_images, self.train_labels, train_transform(augment, self.resolution))
 
@@ -138,9 +154,7 @@ class ImageData:
             yield self.test_images[start:start + batch_size], self.test_labels[start:start + batch_size]
 
     def calibration_batches(self, count: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-        count = min(count, self.train_size)
-        chosen = torch.randperm(self.train_size, generator=torch.Generator().manual_seed(seed))[:count]
-        for part in chosen.tensor_split(math.ceil(count / batch_size)):
+        for part in calibration_draw(self.train_size, count, batch_size, seed):
             yield self.train_images[part]
 
     def loader_workers(self, on_gpu: bool) -> int:

@@ -16,7 +16,6 @@ in-memory images are.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,7 +24,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from .data import DataError, balanced_subset, loader_worker_count, normalization, open_rgb, train_transform
+from .data import (
+    DataError,
+    LabelledSplits,
+    balanced_subset,
+    calibration_draw,
+    loader_worker_count,
+    normalization,
+    open_rgb,
+    train_transform,
+)
 
 EVAL_CROP_PCT = 0.95  # BNext's ImageNet evaluation: resize to R / 0.95, centre crop R
 REFERENCE_AUTO_AUGMENT = "rand-m7-mstd0.5-inc1"
@@ -117,7 +125,7 @@ def _file_table(by_class: dict[str, list[Path]], classes: list[str]) -> tuple[np
     return np.array(paths, dtype=np.bytes_), np.array(labels, dtype=np.int64)
 
 
-class StreamingFolder:
+class StreamingFolder(LabelledSplits):
     """An image folder (train/ and val/ or test/) read from its files; an :class:`~bnextbench.data.ImageSource`."""
 
     def __init__(self, spec: str, classes: list[str], files: dict[str, dict[str, list[Path]]], resolution: int,
@@ -141,18 +149,6 @@ class StreamingFolder:
         # Shared with the workers: they flag what they could not read, the main process counts it.
         self.train_unreadable = torch.zeros(len(self.train_labels), dtype=torch.bool).share_memory_()
         self.test_unreadable = torch.zeros(len(self.test_labels), dtype=torch.bool).share_memory_()
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def train_size(self) -> int:
-        return len(self.train_labels)
-
-    @property
-    def test_size(self) -> int:
-        return len(self.test_labels)
 
     @property
     def skipped_images(self) -> int:
@@ -187,9 +183,7 @@ class StreamingFolder:
                 yield images, labels
 
     def calibration_batches(self, count: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-        count = min(count, self.train_size)
-        chosen = torch.randperm(self.train_size, generator=torch.Generator().manual_seed(seed))[:count]
-        batches = [part.tolist() for part in chosen.tensor_split(math.ceil(count / batch_size))]
+        batches = [part.tolist() for part in calibration_draw(self.train_size, count, batch_size, seed)]
         for images, _ in self._loader(self._files("train", eval_transform(self.resolution)), batch_sampler=batches):
             if len(images):
                 yield images
