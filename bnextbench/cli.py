@@ -84,12 +84,14 @@ def models(
 
 @app.command()
 def profile(
-    model: Annotated[Optional[str], typer.Argument(help="Registered model name (see `bnextbench models`).")] = None,
+    model: Annotated[Optional[str], typer.Argument(help="Registered model name (see `bnextbench models`), or a "
+                                                   "packed model file from `bnextbench export`.")] = None,
     spec: Annotated[Optional[Path], typer.Option("--spec", help="A JSON file to count instead of a registered "
                                                  "model: a BNext spec, or the 'arch' object `search --format json` "
                                                  "prints for a trial.")] = None,
-    resolution: Annotated[int, typer.Option("--resolution", help="Input side in pixels (square input). Inputs "
-                                            "up to 64 px use the stride-1 small-input stem.")] = MODEL_RESOLUTION,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help=f"Input side in pixels (square input; "
+                                                      f"default {MODEL_RESOLUTION}, or a packed model's own). Inputs "
+                                                      "up to 64 px use the stride-1 small-input stem.")] = None,
     num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs (a BNext spec has its "
                                              "own).")] = 1000,
     ops_rule: OpsRuleOption = OpsRule.bits,
@@ -97,20 +99,28 @@ def profile(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Count BOPs, FLOPs, OPs (absolute counts), binarization degree, params and size of one model."""
-    from .profiling import load_candidate, profile_candidate, profile_model
+    from .profiling import load_candidate, profile_candidate, profile_model, profile_packed
 
     if (model is None) == (spec is None):
         raise BnextbenchError("give either a MODEL name or --spec FILE.json")
+    columns, keys = SUMMARY_COLUMNS, SUMMARY_FIELDS
+    side = MODEL_RESOLUTION if resolution is None else resolution
     if spec is not None:
-        report = profile_candidate(load_candidate(spec), resolution, num_classes, ops_rule.value, per_layer)
+        report = profile_candidate(load_candidate(spec), side, num_classes, ops_rule.value, per_layer)
+        data = report.to_dict(per_layer=per_layer)
+    elif Path(model).is_file():
+        report, file_bytes = profile_packed(model, resolution, ops_rule.value, per_layer)
+        data = {**report.to_dict(per_layer=per_layer), "file": model, "file_mib": file_bytes / 2**20}
+        columns, keys = (*SUMMARY_COLUMNS, Field("file_mib", "file (MiB)", fixed(".2f"))), (*SUMMARY_FIELDS, "file_mib")
     else:
-        report = profile_model(model, resolution, num_classes, ops_rule.value, per_layer=per_layer)
-    data = report.to_dict(per_layer=per_layer)
-    title = f"{report.model} at {resolution}x{resolution}, {report.num_classes} classes, ops rule '{report.ops_rule}'"
+        report = profile_model(model, side, num_classes, ops_rule.value, per_layer=per_layer)
+        data = report.to_dict(per_layer=per_layer)
+    title = (f"{report.model} at {report.resolution}x{report.resolution}, {report.num_classes} classes, ops rule "
+             f"'{report.ops_rule}'")
     if per_layer and output is OutputFormat.csv:
         emit(data["layers"], LAYER_COLUMNS, output.value)
         return
-    emit([data], SUMMARY_COLUMNS, output.value, title, document=data, csv_keys=SUMMARY_FIELDS)
+    emit([data], columns, output.value, title, document=data, csv_keys=keys)
     if per_layer and output is OutputFormat.table:
         console.print(table(data["layers"], LAYER_COLUMNS, "Layers (MACs, BOPs and FLOPs as absolute counts)"))
 
@@ -278,7 +288,9 @@ def train(
 
 @app.command()
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by train or import-checkpoint.")],
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by train or import-checkpoint, or a "
+                                               "packed model from export (run by the XNOR-popcount engine on the "
+                                               "CPU).")],
     data: DataOption = "digits",
     resolution: ResolutionOption = None,
     device: DeviceOption = None,
@@ -296,6 +308,70 @@ def evaluate(
     result = evaluate_checkpoint(checkpoint, data, resolution, device, batch_size, data_mode.value, skip_bad_images,
                                  db)
     emit_record(result, output.value, f"{checkpoint.name} on {result['data']}")
+
+
+PackedFileArgument = Annotated[Path, typer.Argument(help="A packed model written by `bnextbench export`.")]
+ThreadsOption = Annotated[Optional[int], typer.Option("--threads", help=help_with(
+    limits.THREADS, "CPU threads of the engine (default: every CPU)"))]
+EXPORT_COLUMNS = (
+    Field("part", "part", left=True), Field("tensors", "tensors"), Field("bytes", "bytes"),
+    Field("mib", "MiB", fixed(".3f")),
+)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by train or import-checkpoint.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the packed model (.safetensors).")],
+    classes: Annotated[Optional[Path], typer.Option("--classes", help="Text file of class names, one per line "
+                                                    "(default: the checkpoint's own, else class indices).")] = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Write a checkpoint as a packed binary network (safetensors, no pickle): binary weights 1 bit each, 64 to a
+    uint64 word; k-bit layers as integer codes with their scales; the rest at its precision. Prints the file's
+    size in MiB part by part beside the counter's size_mib (binary weights 1 bit, every other parameter 32)."""
+    from .deploy import export_checkpoint
+    from .io import read_text
+
+    names = None
+    if classes is not None:
+        names = [line.strip() for line in read_text(classes, "class names").splitlines() if line.strip()]
+    result = export_checkpoint(checkpoint, out, names)
+    counter = result["counter"]
+    title = (f"{out}: {result['file_mib']:.3f} MiB ({result['bytes']} bytes); the counter's size_mib "
+             f"{counter['size_mib']:.3f} MiB at {result['resolution']} px")
+    emit(result["parts"], EXPORT_COLUMNS, output.value, title, document=result)
+
+
+INFER_COLUMNS = (
+    Field("image", "image", left=True), Field("rank", "rank"), Field("class", "class", left=True),
+    Field("probability", "probability (%)", fixed(".2f")),
+)
+
+
+@app.command()
+def infer(
+    model_file: PackedFileArgument,
+    images: Annotated[list[Path], typer.Argument(help="Image files (RGB) at the model's resolution, or any size "
+                                                 "with --resize.")],
+    top: Annotated[int, typer.Option("--top", help=help_with(limits.TOP, "Classes listed per image"))] = 5,
+    resize: Annotated[bool, typer.Option("--resize", help="Resize each image's shorter side to resolution / 0.95 "
+                                         "and centre-crop, as evaluation does.")] = False,
+    threads: ThreadsOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Classify images with a packed model through the XNOR-popcount engine: the top classes of each with their
+    softmax probabilities (%)."""
+    from .deploy import load_packed, set_threads
+    from .deploy.engine import classify
+
+    limits.TOP.check(top)
+    if limits.THREADS.check(threads, optional=True) is not None:
+        set_threads(threads)
+    packed = load_packed(model_file)
+    rows = classify(packed, images, top, resize)
+    emit(rows, INFER_COLUMNS, output.value, f"{model_file.name} ({packed.metadata['model']['model']}, "
+         f"{packed.resolution}x{packed.resolution} px, XNOR-popcount engine)")
 
 
 EPOCH_FIELDS = ("epoch", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "lr", "tau", "seconds",

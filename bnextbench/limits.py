@@ -76,3 +76,6 @@ SUPERNET_RUN = Limit("--supernet", 1, 2**63 - 1, integer=True)
 RANDOM_SUBNETS = Limit("--random-subnets", 0, 64, integer=True)
 CALIBRATION_IMAGES = Limit("--calibration-images", 1, 1_000_000, integer=True)
 PROXY_CANDIDATES = Limit("--candidates", 2, 10_000, integer=True)
+# Deployment.
+THREADS = Limit("--threads", 1, 1024, integer=True)  # the engine also refuses more than the machine's CPUs
+TOP = Limit("--top", 1, 100_000, integer=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from matplotlib.ticker import LogLocator
+from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 
 from ..search.budget import Budget, parse_budget
 from .board import Leaderboard, Section
@@ -95,7 +95,12 @@ def _draw_panel(axis, section: Section, rows: list[dict[str, Any]], trials: list
         if budget is not None and metric == budget.metric:
             axis.axvline(budget.limit, color="C3", linestyle="--", linewidth=1, label=f"budget {budget.text}")
     axis.set_xscale("log")
-    axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # enough ticks on a narrow log range
+    # Labelled ticks at 1, 2, (3,) 5 x 10^k in engineering units (300M, 1G): a narrow range still gets several.
+    low, high = axis.get_xlim()
+    narrow = high / low < 30
+    axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0) if narrow else (1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(EngFormatter(sep=""))
+    axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set(xlabel=f"{METRIC_LABELS[metric]} at {section.resolution} px, log scale", ylabel="top-1 (%)",
              title=_plain(f"{section.data} at {section.resolution} px"))  # the table's caption says the rest
     axis.grid(True, which="both", alpha=0.3)

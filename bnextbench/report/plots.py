@@ -26,6 +26,7 @@ def plot_training_curves(run: Run, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not run.epochs:
         raise BnextbenchError(f"run {run.id} has no finished epoch to plot")
@@ -43,6 +44,8 @@ def plot_training_curves(run: Run, path: str | Path) -> Path:
     tau_axis.axhline(1e-7, color="grey", linestyle="--", label="sign below 1e-7")
     tau_axis.set(xlabel="epoch", ylabel="tau", title="weight binarization tau")
     tau_axis.legend()
+    for axis in (loss_axis, top1_axis, tau_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     figure.suptitle(f"run {run.id}: {run.model} on {run.data} at {run.resolution} px, seed {run.seed}")
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -673,10 +673,26 @@ def _load_weights(model: nn.Module, state: Any, where: str) -> None:
 
 def checkpoint_description(payload: dict[str, Any]) -> dict[str, Any]:
     """How the model of a bnextbench checkpoint is built, in :func:`model_recipe`'s form (unchecked)."""
-    if payload["format"] == TRAIN_CHECKPOINT_FORMAT:
+    if "model_description" in payload:
         return payload.get("model_description")
     return {"model": payload.get("model"), "model_kwargs": payload["model_kwargs"],
             "arch_spec": payload.get("arch_spec")}
+
+
+def _packed_for_evaluation(path: str | Path, device: str | None) -> tuple[nn.Module, dict[str, Any], nn.Module]:
+    """A packed model file as evaluation takes it: (engine model, payload-like record, the architecture built on
+    the meta device for the counter, which reads the float layers the engine replaced)."""
+    from ..deploy import load_packed
+
+    if device is not None and torch.device(device).type != "cpu":
+        raise BnextbenchError(f"{path} is a packed model, which the XNOR-popcount engine runs on the CPU only; "
+                              f"drop --device {device}")
+    loaded = load_packed(path)
+    with torch.device("meta"):
+        counted = build_model(loaded.metadata["model"])
+    payload = {"format": "packed", "model_description": loaded.metadata["model"], "data": loaded.metadata["data"],
+               "resolution": loaded.resolution, "classes": loaded.classes}
+    return loaded.model, payload, counted
 
 
 def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = None, device: str | None = None,
@@ -691,7 +707,14 @@ def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = No
     limits.RESOLUTION.check(resolution, optional=True)
     check_data_mode(data_mode)
     check_device(device)
-    model, payload = load_checkpoint_model(path)
+    from ..deploy import is_packed_file
+
+    packed = is_packed_file(path)
+    if packed:
+        model, payload, counted = _packed_for_evaluation(path, device)
+    else:
+        model, payload = load_checkpoint_model(path)
+        counted = model
     if data_mode == "auto" and payload.get("data") == str(parse_data_spec(data)):
         # Its own data, read as training read it: the same pixels for the same files.
         data_mode = payload.get("settings", {}).get("data_mode", "auto")
@@ -702,11 +725,11 @@ def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = No
     # An imported checkpoint records no recipe: the library's defaults (one epoch, the least a recipe has).
     recipe = Recipe.from_dict(payload["recipe"]) if "recipe" in payload else Recipe(epochs=1)
     description = checkpoint_description(payload)
-    target = pick_device(device)
+    target = torch.device("cpu") if packed else pick_device(device)
     store = store if isinstance(store, Store) else Store(store)
     run_id = store.create_run(
         Protocol(images.spec, images.resolution, None, recipe), kind="evaluate",
-        **model_columns(model, description, description["model_kwargs"].get("width_mult", 1.0), images.resolution),
+        **model_columns(counted, description, description["model_kwargs"].get("width_mult", 1.0), images.resolution),
         num_classes=images.num_classes, device=str(target), versions=package_versions(), git_commit=git_commit(),
         epochs_planned=0, checkpoint=str(Path(path).resolve()),
     )

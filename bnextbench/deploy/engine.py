@@ -1,0 +1,163 @@
+"""Run a packed model file: binary layers by XNOR-popcount, every other layer by torch.
+
+The architecture is rebuilt from the file's metadata on the meta device (no weights allocated), each
+planned binary layer is replaced by its packed counterpart (:mod:`bnextbench.deploy.layers`), each
+k-bit layer gets its weight back from integer codes, and every tensor of the file is then loaded in
+place, strictly: a file that does not fit its architecture is one error, not a silent partial load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import brief
+from . import kernels
+from .fileformat import DeployError, decode
+from .layers import PackedBinaryConv2d, PackedBinaryLinear
+
+
+@dataclass
+class PackedModel:
+    """A packed model ready to run: ``model`` (eval mode, CPU) and the file's metadata."""
+
+    model: nn.Module
+    metadata: dict[str, Any]
+    path: Path
+    file_bytes: int
+
+    @property
+    def classes(self) -> list[str]:
+        return self.metadata["classes"]
+
+    @property
+    def resolution(self) -> int:
+        return self.metadata["resolution"]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @torch.inference_mode()
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of a normalised float32 batch (N, 3, H, W)."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise DeployError(f"{self.path.name} takes images of shape (N, 3, H, W), got {tuple(images.shape)}")
+        return self.model(images.float().contiguous())
+
+
+def _packed_layer(entry: dict[str, Any]) -> nn.Module:
+    if entry["kind"] == "binary-conv":
+        return PackedBinaryConv2d(entry["in_channels"], entry["out_channels"], entry["kernel_size"], entry["stride"],
+                                  entry["padding"], entry["scaled"], entry["bias"])
+    return PackedBinaryLinear(entry["in_channels"], entry["out_channels"], entry["bias"])
+
+
+def _dequantized(tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+    codes, low, step = (tensors.pop(f"{name}.{part}") for part in ("weight_codes", "weight_low", "weight_step"))
+    return codes.float() * step + low  # the simulated quantizer's round(...) * step + low, in the same order
+
+
+def assemble(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], where: str) -> nn.Module:
+    """The engine's model from a file's tensors and metadata (see the module docstring)."""
+    from ..train.loop import build_model
+
+    tensors = dict(tensors)
+    try:
+        with torch.device("meta"):
+            model = build_model(metadata["model"])
+        for name, entry in metadata["layers"].items():
+            if entry["kind"] == "quantized":
+                layer = model.get_submodule(name)
+                layer.weight_quantizer = nn.Identity()
+                tensors[f"{name}.weight"] = _dequantized(tensors, name)
+            elif entry["kind"] in ("binary-conv", "binary-linear"):
+                model.set_submodule(name, _packed_layer(entry))
+            else:
+                raise DeployError(f"{where}: layer {name} has kind {entry['kind']!r}, which this engine cannot run")
+    except DeployError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DeployError(f"{where}: cannot rebuild the model its metadata describes: {brief(str(exc))}") from None
+    missing = [name for name in model.state_dict() if name not in tensors]
+    unexpected = [name for name in tensors if name not in model.state_dict()]
+    if missing or unexpected:
+        raise DeployError(f"{where}: tensors do not fit the model: {len(missing)} missing"
+                          f"{f' (first {missing[0]})' if missing else ''}, {len(unexpected)} unexpected"
+                          f"{f' (first {unexpected[0]})' if unexpected else ''}")
+    try:
+        model.load_state_dict(tensors, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise DeployError(f"{where}: tensors do not fit the model: {brief(str(exc).splitlines()[-1])}") from None
+    still_meta = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if still_meta:
+        raise DeployError(f"{where}: the file leaves {len(still_meta)} tensors unset (first {still_meta[0]})")
+    return model.eval().requires_grad_(False)
+
+
+def load_packed(path: str | Path) -> PackedModel:
+    """A packed model file, read and checked (:func:`bnextbench.deploy.fileformat.decode`), ready to run."""
+    path = Path(path)
+    tensors, metadata = decode(path)
+    model = assemble(tensors, metadata, str(path))
+    return PackedModel(model, metadata, path, path.stat().st_size)
+
+
+def set_threads(count: int) -> None:
+    """Threads for the whole engine: numba's kernels and torch's real-valued layers."""
+    if not 1 <= count <= kernels.thread_limit():
+        raise DeployError(f"threads must be 1..{kernels.thread_limit()} on this machine, got {count}")
+    kernels.set_threads(count)
+    torch.set_num_threads(count)
+
+
+def read_image(path: str | Path, resolution: int, resize: bool) -> torch.Tensor:
+    """An image file as a uint8 (3, R, R) tensor: RGB (palette images through their colours) at exactly R x R,
+    or, with ``resize``, its shorter side resized to R / 0.95 and centre-cropped (the evaluation crop)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except FileNotFoundError:
+        raise DeployError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DeployError(f"cannot read image {path}: {brief(str(exc))}") from None
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    bands = image.getbands()
+    if len(bands) != 3:
+        raise DeployError(f"image {path} has {len(bands)} channel{'s' * (len(bands) != 1)} (mode {image.mode}); "
+                          f"the model takes 3 (RGB)")
+    image = image.convert("RGB")
+    if resize:
+        from ..streaming import eval_transform
+
+        return eval_transform(resolution)(image)
+    if image.size != (resolution, resolution):
+        raise DeployError(f"image {path} is {image.size[0]}x{image.size[1]} px; the model takes "
+                          f"{resolution}x{resolution} (--resize resizes and centre-crops)")
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    return pil_to_tensor(image)
+
+
+def classify(packed: PackedModel, paths: list[Path], top: int = 5, resize: bool = False) -> list[dict[str, Any]]:
+    """The ``top`` classes of each image with their softmax probabilities (%), by the packed model."""
+    from ..data import normalize
+
+    if not 1 <= top <= packed.num_classes:
+        raise DeployError(f"--top must be 1..{packed.num_classes} for this model, got {top}")
+    batch = torch.stack([read_image(path, packed.resolution, resize) for path in paths])
+    probabilities = packed.logits(normalize(batch, packed.metadata["mean"], packed.metadata["std"])).softmax(1)
+    best = probabilities.topk(top, dim=1)
+    return [
+        {"image": str(path), "rank": rank + 1, "class": packed.classes[index], "probability": 100 * float(p)}
+        for path, values, indices in zip(paths, best.values, best.indices)
+        for rank, (p, index) in enumerate(zip(values, indices.tolist()))
+    ]
