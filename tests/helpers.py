@@ -40,6 +40,12 @@ def reference_state(shapes: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
+def with_classes(state: dict[str, torch.Tensor], num_classes: int) -> dict[str, torch.Tensor]:
+    """``state`` with its classifier resized to ``num_classes`` outputs."""
+    features = state["fc.weight"].shape[1]
+    return dict(state, **{"fc.weight": 0.1 * torch.randn(num_classes, features), "fc.bias": torch.zeros(num_classes)})
+
+
 # --- a results database built by the command line (test_compare, test_report) -----------------------------
 STUDY = "digits-small"
 BASELINE_BUDGET = "2MBOPs"

@@ -21,7 +21,7 @@ from bnextbench.models.checkpoint import (
 from bnextbench.nn.layers import layer_precision
 from bnextbench.train.loop import load_checkpoint_model
 
-from .helpers import REFERENCE_LISTING, reference_state
+from .helpers import REFERENCE_LISTING, reference_state, with_classes
 
 SIZES = ("bnext_tiny", "bnext_small", "bnext_middle", "bnext_large")
 
@@ -31,12 +31,6 @@ def listing() -> dict:
     if not REFERENCE_LISTING.is_file():
         pytest.skip(f"reference listing not found at {REFERENCE_LISTING} (set BNEXTBENCH_SHARED)")
     return json.loads(REFERENCE_LISTING.read_text())
-
-
-def with_classes(state: dict[str, torch.Tensor], num_classes: int) -> dict[str, torch.Tensor]:
-    """``state`` with its classifier resized to ``num_classes`` outputs."""
-    features = state["fc.weight"].shape[1]
-    return dict(state, **{"fc.weight": 0.1 * torch.randn(num_classes, features), "fc.bias": torch.zeros(num_classes)})
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -679,14 +679,11 @@ def checkpoint_description(payload: dict[str, Any]) -> dict[str, Any]:
             "arch_spec": payload.get("arch_spec")}
 
 
-def _packed_for_evaluation(path: str | Path, device: str | None) -> tuple[nn.Module, dict[str, Any], nn.Module]:
+def _packed_for_evaluation(path: str | Path) -> tuple[nn.Module, dict[str, Any], nn.Module]:
     """A packed model file as evaluation takes it: (engine model, payload-like record, the architecture built on
     the meta device for the counter, which reads the float layers the engine replaced)."""
     from ..deploy import load_packed
 
-    if device is not None and torch.device(device).type != "cpu":
-        raise BnextbenchError(f"{path} is a packed model, which the XNOR-popcount engine runs on the CPU only; "
-                              f"drop --device {device}")
     loaded = load_packed(path)
     with torch.device("meta"):
         counted = build_model(loaded.metadata["model"])
@@ -706,12 +703,15 @@ def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = No
     limits.EVAL_BATCH_SIZE.check(batch_size)
     limits.RESOLUTION.check(resolution, optional=True)
     check_data_mode(data_mode)
-    check_device(device)
     from ..deploy import is_packed_file
 
     packed = is_packed_file(path)
+    if packed and device is not None and torch.device(device).type != "cpu":
+        raise BnextbenchError(f"{path} is a packed model, which the XNOR-popcount engine runs on the CPU only; "
+                              f"drop --device {device}")
+    check_device(device)
     if packed:
-        model, payload, counted = _packed_for_evaluation(path, device)
+        model, payload, counted = _packed_for_evaluation(path)
     else:
         model, payload = load_checkpoint_model(path)
         counted = model
