@@ -27,8 +27,8 @@ from torch import nn
 
 from ..complexity import count_model
 from ..io import atomic_write_bytes, check_writable
-from ..nn import MinMaxQuantizer, ProgressiveSign, QuantConv2d, QuantLinear, ScaledSign
-from ..nn.quantizers import FLOAT_BITS, _ShiftedSign, precision_of
+from ..nn import ApproxSign, HardSign, MinMaxQuantizer, ProgressiveSign, QuantConv2d, QuantLinear, ScaledSign
+from ..nn.quantizers import FLOAT_BITS, precision_of
 from .fileformat import DeployError, decode, encode
 from .layers import pack_weight_signs
 
@@ -47,7 +47,7 @@ def _binary_weight_scaled(name: str, layer: nn.Module) -> bool:
 
 
 def _binary_entry(name: str, layer: nn.Module) -> dict[str, Any]:
-    if not isinstance(layer.input_quantizer, _ShiftedSign):
+    if not isinstance(layer.input_quantizer, (HardSign, ApproxSign)):  # sign(x + b), b per channel or absent
         raise DeployError(f"layer {name}: the engine cannot run the input binarizer "
                           f"{type(layer.input_quantizer).__name__}")
     scaled = _binary_weight_scaled(name, layer)
