@@ -99,7 +99,8 @@ def profile(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Count BOPs, FLOPs, OPs (absolute counts), binarization degree, params and size of one model."""
-    from .profiling import load_candidate, profile_candidate, profile_model, profile_packed
+    from .deploy import profile_packed
+    from .profiling import load_candidate, profile_candidate, profile_model
 
     if (model is None) == (spec is None):
         raise BnextbenchError("give either a MODEL name or --spec FILE.json")
@@ -303,10 +304,11 @@ def evaluate(
 ) -> None:
     """Top-1 / top-5 accuracy (%) and throughput (images/s) of a checkpoint on the test split of --data (a
     streamed folder: shorter side resized to resolution / 0.95, centre crop); kept as a run of kind evaluate."""
+    from .deploy import evaluate_packed, is_packed_file
     from .train.loop import evaluate_checkpoint
 
-    result = evaluate_checkpoint(checkpoint, data, resolution, device, batch_size, data_mode.value, skip_bad_images,
-                                 db)
+    run = evaluate_packed if is_packed_file(checkpoint) else evaluate_checkpoint
+    result = run(checkpoint, data, resolution, device, batch_size, data_mode.value, skip_bad_images, db)
     emit_record(result, output.value, f"{checkpoint.name} on {result['data']}")
 
 

@@ -64,22 +64,6 @@ def profile_candidate(candidate: Candidate, resolution: int, num_classes: int = 
     return dataclasses.replace(report, model=candidate.name)
 
 
-def profile_packed(path: str | Path, resolution: int | None = None, ops_rule: str = "bits",
-                   per_layer: bool = False) -> tuple[Complexity, int]:
-    """Count the architecture of a packed model file (at its own resolution unless given) and its size in bytes;
-    the file is read and checked whole, as the engine reads it."""
-    from .deploy.fileformat import decode
-    from .train.loop import build_model
-
-    _, metadata = decode(path)
-    side = metadata["resolution"] if resolution is None else resolution
-    check_resolution(side)
-    with torch.device("meta"):
-        model = build_model(metadata["model"])
-    return count_model(model, side, ops_rule, name=metadata["model"]["model"], per_layer=per_layer), \
-        Path(path).stat().st_size
-
-
 def load_candidate(path: str | Path) -> Candidate:
     """A candidate from a JSON file: the ``arch`` object of a search trial, or a bare BNext spec."""
     path = Path(path)

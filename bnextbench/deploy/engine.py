@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..complexity import Complexity, check_resolution, count_model
 from ..errors import brief
 from . import kernels
-from .fileformat import DeployError, decode
+from .fileformat import FORMAT, DeployError, decode
 from .layers import PackedBinaryConv2d, PackedBinaryLinear
 
 
@@ -64,12 +65,9 @@ def _dequantized(tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:
 
 def assemble(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], where: str) -> nn.Module:
     """The engine's model from a file's tensors and metadata (see the module docstring)."""
-    from ..train.loop import build_model
-
     tensors = dict(tensors)
     try:
-        with torch.device("meta"):
-            model = build_model(metadata["model"])
+        model = _architecture(metadata)
         for name, entry in metadata["layers"].items():
             if entry["kind"] == "quantized":
                 layer = model.get_submodule(name)
@@ -161,3 +159,43 @@ def classify(packed: PackedModel, paths: list[Path], top: int = 5, resize: bool 
         for path, values, indices in zip(paths, best.values, best.indices)
         for rank, (p, index) in enumerate(zip(values, indices.tolist()))
     ]
+
+
+def _architecture(metadata: dict[str, Any]) -> nn.Module:
+    """The file's architecture with its float layers, on the meta device: what the counter reads."""
+    from ..train.loop import build_model
+
+    with torch.device("meta"):
+        return build_model(metadata["model"])
+
+
+def profile_packed(path: str | Path, resolution: int | None = None, ops_rule: str = "bits",
+                   per_layer: bool = False) -> tuple[Complexity, int]:
+    """The counter's figures for a packed file's architecture (at its own resolution unless given) and the file's
+    size in bytes; the file is read and checked whole, as the engine reads it."""
+    _, metadata = decode(path)
+    side = metadata["resolution"] if resolution is None else resolution
+    check_resolution(side)
+    report = count_model(_architecture(metadata), side, ops_rule, name=metadata["model"]["model"], per_layer=per_layer)
+    return report, Path(path).stat().st_size
+
+
+def evaluate_packed(path: str | Path, data: str, resolution: int | None = None, device: str | None = None,
+                    batch_size: int = 512, data_mode: str = "auto", skip_bad_images: bool = False,
+                    store: Any = None) -> dict[str, Any]:
+    """:func:`bnextbench.train.loop.evaluate_checkpoint` for a packed file, run by the engine on the CPU: top-1 /
+    top-5, loss and images/s on the test split of ``data``, kept as a run of kind "evaluate"."""
+    from ..train.loop import check_evaluation_options, evaluate_and_record
+
+    if device is not None and torch.device(device).type != "cpu":
+        raise DeployError(f"{path} is a packed model, which the XNOR-popcount engine runs on the CPU only; drop "
+                          f"--device {device}")
+    check_evaluation_options(resolution, batch_size, data_mode, device)
+    packed = load_packed(path)
+    side = packed.resolution
+    packed.logits(torch.zeros(1, 3, side, side))  # the kernels compile on first use: not inside the timed pass
+    # Laid out as a model checkpoint records its model (no recipe: evaluation takes the default one).
+    payload = {"format": FORMAT, **packed.metadata["model"], "data": packed.metadata["data"],
+               "resolution": packed.resolution, "classes": packed.classes}
+    return evaluate_and_record(packed.model, payload, _architecture(packed.metadata), path, data, resolution,
+                               torch.device("cpu"), batch_size, data_mode, skip_bad_images, store)

@@ -673,25 +673,10 @@ def _load_weights(model: nn.Module, state: Any, where: str) -> None:
 
 def checkpoint_description(payload: dict[str, Any]) -> dict[str, Any]:
     """How the model of a bnextbench checkpoint is built, in :func:`model_recipe`'s form (unchecked)."""
-    if "model_description" in payload:
+    if payload["format"] == TRAIN_CHECKPOINT_FORMAT:
         return payload.get("model_description")
     return {"model": payload.get("model"), "model_kwargs": payload["model_kwargs"],
             "arch_spec": payload.get("arch_spec")}
-
-
-def _packed_for_evaluation(path: str | Path) -> tuple[nn.Module, dict[str, Any], nn.Module]:
-    """A packed model file as evaluation takes it: (engine model, payload-like record, the architecture built on
-    the meta device for the counter, which reads the float layers the engine replaced)."""
-    from ..deploy import load_packed
-
-    loaded = load_packed(path)
-    side = loaded.resolution
-    loaded.logits(torch.zeros(1, 3, side, side))  # the kernels compile on first use: not inside the timed pass
-    with torch.device("meta"):
-        counted = build_model(loaded.metadata["model"])
-    payload = {"format": "packed", "model_description": loaded.metadata["model"], "data": loaded.metadata["data"],
-               "resolution": loaded.resolution, "classes": loaded.classes}
-    return loaded.model, payload, counted
 
 
 def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = None, device: str | None = None,
@@ -702,21 +687,25 @@ def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = No
     read it), at its training resolution unless ``resolution`` is given;
     kept in the store (a Store or its location, opened once model and data are read) as a run of kind
     "evaluate" with the checkpoint's recipe, or the default recipe where it records none."""
+    check_evaluation_options(resolution, batch_size, data_mode, device)
+    model, payload = load_checkpoint_model(path)
+    return evaluate_and_record(model, payload, model, path, data, resolution, pick_device(device), batch_size,
+                               data_mode, skip_bad_images, store)
+
+
+def check_evaluation_options(resolution: int | None, batch_size: int, data_mode: str, device: str | None) -> None:
     limits.EVAL_BATCH_SIZE.check(batch_size)
     limits.RESOLUTION.check(resolution, optional=True)
     check_data_mode(data_mode)
-    from ..deploy import is_packed_file
-
-    packed = is_packed_file(path)
-    if packed and device is not None and torch.device(device).type != "cpu":
-        raise BnextbenchError(f"{path} is a packed model, which the XNOR-popcount engine runs on the CPU only; "
-                              f"drop --device {device}")
     check_device(device)
-    if packed:
-        model, payload, counted = _packed_for_evaluation(path)
-    else:
-        model, payload = load_checkpoint_model(path)
-        counted = model
+
+
+def evaluate_and_record(model: nn.Module, payload: dict[str, Any], counted: nn.Module, path: str | Path, data: str,
+                        resolution: int | None, target: torch.device, batch_size: int, data_mode: str,
+                        skip_bad_images: bool, store: Store | str | Path | None) -> dict[str, Any]:
+    """:func:`evaluate_checkpoint` once the model is loaded: ``payload`` is what its file records (data,
+    resolution, recipe, how the model is built) and ``counted`` the model the counter reads for the run's
+    figures (the model itself, or for a packed file its architecture with float layers)."""
     if data_mode == "auto" and payload.get("data") == str(parse_data_spec(data)):
         # Its own data, read as training read it: the same pixels for the same files.
         data_mode = payload.get("settings", {}).get("data_mode", "auto")
@@ -727,7 +716,6 @@ def evaluate_checkpoint(path: str | Path, data: str, resolution: int | None = No
     # An imported checkpoint records no recipe: the library's defaults (one epoch, the least a recipe has).
     recipe = Recipe.from_dict(payload["recipe"]) if "recipe" in payload else Recipe(epochs=1)
     description = checkpoint_description(payload)
-    target = torch.device("cpu") if packed else pick_device(device)
     store = store if isinstance(store, Store) else Store(store)
     run_id = store.create_run(
         Protocol(images.spec, images.resolution, None, recipe), kind="evaluate",
