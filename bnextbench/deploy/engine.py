@@ -29,7 +29,6 @@ class PackedModel:
     model: nn.Module
     metadata: dict[str, Any]
     path: Path
-    file_bytes: int
 
     @property
     def classes(self) -> list[str]:
@@ -102,7 +101,7 @@ def load_packed(path: str | Path) -> PackedModel:
     path = Path(path)
     tensors, metadata = decode(path)
     model = assemble(tensors, metadata, str(path))
-    return PackedModel(model, metadata, path, path.stat().st_size)
+    return PackedModel(model, metadata, path)
 
 
 def set_threads(count: int) -> None:
