@@ -258,11 +258,13 @@ def _use_wal(cursor) -> None:
 
     Switching the journal mode needs the file to itself, and SQLite answers "database is locked" at once,
     without the busy timeout, while another connection holds a lock: two processes opening a new
-    database together (the first converting it) would otherwise fail at random."""
+    database together (the first converting it) would otherwise fail at random. A file already in WAL
+    mode (every one after its first opening) is only read, so a connection never asks for that lock."""
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
     while True:
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() >= deadline:
