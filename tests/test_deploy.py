@@ -317,6 +317,9 @@ def test_damaged_and_foreign_files_are_refused(packed_file, tmp_path, run_cli):
     newer = rewritten(packed_file, tmp_path, "newer.safetensors", lambda m: {**m, "format": "bnextbench-packed/9"})
     unknown = rewritten(packed_file, tmp_path, "unknown-layer.safetensors", lambda m: {
         **m, "layers": {**m["layers"], next(iter(m["layers"])): {"kind": "ternary-conv"}}})
+    first_conv = next(name for name, entry in decode(packed_file)[1]["layers"].items() if entry["kind"] == "binary-conv")
+    misplaced = rewritten(packed_file, tmp_path, "misplaced.safetensors", lambda m: {
+        **m, "layers": {**m["layers"], first_conv: {**m["layers"][first_conv], "stride": 2}}})
     image = tmp_path / "digit.png"
     Image.new("RGB", (16, 16)).save(image)
     db = tmp_path / "r.db"
@@ -327,6 +330,7 @@ def test_damaged_and_foreign_files_are_refused(packed_file, tmp_path, run_cli):
         (("infer", str(tmp_path / "none.safetensors"), str(image)), "packed model not found"),
         (("infer", newer, str(image)), "format 'bnextbench-packed/9'; this bnextbench reads bnextbench-packed/1"),
         (("infer", unknown, str(image)), "kind 'ternary-conv', which this engine cannot run"),
+        (("infer", misplaced, str(image)), f"layer {first_conv} of the file"),
         (("evaluate", str(truncated), "--db", str(db)), "do not match the recorded SHA-256"),
         (("evaluate", str(packed_file), "--device", "cuda", "--db", str(db)), "runs on the CPU only"),
         (("profile", str(altered)), "do not match the recorded SHA-256"),
@@ -337,7 +341,7 @@ def test_damaged_and_foreign_files_are_refused(packed_file, tmp_path, run_cli):
     assert_refused(run_cli, ("infer", str(cut_header), str(image)), "truncated or not a safetensors file", [])
 
 
-def test_images_the_model_cannot_take_are_refused(packed_file, tmp_path, run_cli):
+def test_images_the_model_cannot_take_are_refused(packed_file, tmp_path, run_cli, monkeypatch):
     sizes = {"wide.png": ("RGB", (20, 16)), "gray.png": ("L", (16, 16)), "rgba.png": ("RGBA", (16, 16))}
     for name, (mode, size) in sizes.items():
         Image.new(mode, size).save(tmp_path / name)
@@ -357,6 +361,8 @@ def test_images_the_model_cannot_take_are_refused(packed_file, tmp_path, run_cli
     code, out, err = run_cli("infer", str(packed_file), str(tmp_path / "wide.png"), "--resize", "--top", "1",
                              "--format", "json")
     assert code == 0 and len(json.loads(out)) == 1, err
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 320 px: over twice the limit, a decompression bomb
+    assert_refused(run_cli, ("infer", str(packed_file), str(tmp_path / "wide.png")), "decompression bomb limit", [])
 
 
 def test_export_refuses_what_it_cannot_write(trained, tmp_path, run_cli):

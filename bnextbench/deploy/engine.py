@@ -1,7 +1,8 @@
 """Run a packed model file: binary layers by XNOR-popcount, every other layer by torch.
 
 The architecture is rebuilt from the file's metadata on the meta device (no weights allocated), each
-planned binary layer is replaced by its packed counterpart (:mod:`bnextbench.deploy.layers`), each
+planned binary layer, once found to be the architecture's binary layer of the same geometry, is replaced
+by its packed counterpart (:mod:`bnextbench.deploy.layers`), each
 k-bit layer gets its weight back from integer codes, and every tensor of the file is then loaded in
 place, strictly: a file that does not fit its architecture is one error, not a silent partial load.
 """
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..complexity import Complexity, check_resolution, count_model
 from ..errors import brief
+from ..nn import QuantConv2d, QuantLinear, is_binary
 from . import kernels
 from .fileformat import FORMAT, DeployError, decode
 from .layers import PackedBinaryConv2d, PackedBinaryLinear
@@ -50,11 +52,30 @@ class PackedModel:
         return self.model(images.float().contiguous())
 
 
-def _packed_layer(entry: dict[str, Any]) -> nn.Module:
-    if entry["kind"] == "binary-conv":
-        return PackedBinaryConv2d(entry["in_channels"], entry["out_channels"], entry["kernel_size"], entry["stride"],
-                                  entry["padding"], entry["scaled"], entry["bias"])
-    return PackedBinaryLinear(entry["in_channels"], entry["out_channels"], entry["bias"])
+def _geometry(layer: nn.Module) -> dict[str, Any] | None:
+    """What a binary layer of the rebuilt architecture is, in the layer plan's terms (None: not a binary layer)."""
+    if isinstance(layer, QuantConv2d) and is_binary(layer):
+        return {"kind": "binary-conv", "in_channels": layer.in_channels, "out_channels": layer.out_channels,
+                "kernel_size": layer.kernel_size[0], "stride": layer.stride[0], "padding": layer.padding[0],
+                "bias": layer.bias is not None}
+    if isinstance(layer, QuantLinear) and is_binary(layer):
+        return {"kind": "binary-linear", "in_channels": layer.in_features, "out_channels": layer.out_features,
+                "bias": layer.bias is not None}
+    return None
+
+
+def _packed_layer(name: str, entry: dict[str, Any], replaced: nn.Module, where: str) -> nn.Module:
+    """The packed layer for ``entry``, once the architecture's own layer there is found to be that binary layer:
+    the kernels trust these shapes, so the file's plan must match what the code builds."""
+    geometry = _geometry(replaced)
+    if geometry is None or any(entry.get(key) != value for key, value in geometry.items()):
+        raise DeployError(f"{where}: layer {name} of the file ({brief(entry)}) is not the architecture's layer there "
+                          f"({brief(geometry or type(replaced).__name__)})")
+    with torch.device("meta"):  # the file's tensors are assigned in place of these
+        if entry["kind"] == "binary-conv":
+            return PackedBinaryConv2d(entry["in_channels"], entry["out_channels"], entry["kernel_size"],
+                                      entry["stride"], entry["padding"], bool(entry["scaled"]), entry["bias"])
+        return PackedBinaryLinear(entry["in_channels"], entry["out_channels"], entry["bias"])
 
 
 def _dequantized(tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:
@@ -68,17 +89,20 @@ def assemble(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], where: 
     try:
         model = _architecture(metadata)
         for name, entry in metadata["layers"].items():
+            layer = model.get_submodule(name)
             if entry["kind"] == "quantized":
-                layer = model.get_submodule(name)
+                if not isinstance(layer, (QuantConv2d, QuantLinear)):
+                    raise DeployError(f"{where}: layer {name} of the file is quantized, but the architecture's layer "
+                                      f"there is a {type(layer).__name__}")
                 layer.weight_quantizer = nn.Identity()
                 tensors[f"{name}.weight"] = _dequantized(tensors, name)
             elif entry["kind"] in ("binary-conv", "binary-linear"):
-                model.set_submodule(name, _packed_layer(entry))
+                model.set_submodule(name, _packed_layer(name, entry, layer, where))
             else:
                 raise DeployError(f"{where}: layer {name} has kind {entry['kind']!r}, which this engine cannot run")
     except DeployError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise DeployError(f"{where}: cannot rebuild the model its metadata describes: {brief(str(exc))}") from None
     missing = [name for name in model.state_dict() if name not in tensors]
     unexpected = [name for name in tensors if name not in model.state_dict()]
@@ -123,6 +147,9 @@ def read_image(path: str | Path, resolution: int, resize: bool) -> torch.Tensor:
             image.load()
     except FileNotFoundError:
         raise DeployError(f"image not found: {path}") from None
+    except Image.DecompressionBombError:
+        raise DeployError(f"cannot read image {path}: more pixels than PIL decodes safely (its decompression bomb "
+                          f"limit, {Image.MAX_IMAGE_PIXELS} x 2)") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DeployError(f"cannot read image {path}: {brief(str(exc))}") from None
     if image.mode == "P":
