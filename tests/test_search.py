@@ -273,3 +273,26 @@ def test_a_trial_is_one_candidate_everywhere_and_its_arch_reads_back(tmp_path, r
         assert (counted["model"], counted["bops"], counted["ops"]) == (trial["candidate"], trial["bops"], trial["ops"])
         assert runs[trial["run_id"]]["candidate"] == runs[trial["run_id"]]["model"] == trial["candidate"]
         assert trial["candidate"] in compared
+
+
+def test_a_trial_stopped_between_storing_and_reporting_its_first_epoch_names_its_run(tmp_path, monkeypatch, run_cli):
+    """Ctrl-C while the first epoch's checkpoint is written: the epoch is in the store, the trial has not yet
+    been told its run; its interrupted row still names the run it started (a race a real Ctrl-C can hit)."""
+    import bnextbench.train.loop as loop
+
+    def interrupted_save(payload, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "atomic_torch_save", interrupted_save)
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_SPACE)
+    db = tmp_path / "r.db"
+    code, _, err = run_cli("search", "--budget", "20MBOPs", "--space", str(space), "--trials", "2", "--epochs", "2",
+                           "--train-limit", "60", "--sampler", "random", "--pruner", "none", "--noise-seeds", "0",
+                           "--study", "stopped", "--db", str(db))
+    assert code == 130, err
+    store = Store(db)
+    (trial,) = store.trials("stopped")
+    run = store.trial_run("stopped", trial.trial_number)
+    assert trial.state == "interrupted" and run is not None and trial.run_id == run.id
+    assert run.status == "interrupted"

@@ -112,8 +112,11 @@ class CandidateObjective:
         except (KeyboardInterrupt, TrainingDiverged) as stopped:  # the trial keeps its row, with the run it left
             state = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "diverged"
             trial.set_user_attr(state, True)
-            self.store.record_trial(state=state, run_id=trial.user_attrs.get("run_id"),
-                                    top1=trial.user_attrs.get("top1"), **row)
+            run_id = trial.user_attrs.get("run_id")
+            if run_id is None:  # stopped before an epoch was reported back, perhaps after one was stored
+                started = self.store.trial_run(record.name, trial.number)
+                run_id = None if started is None else started.id
+            self.store.record_trial(state=state, run_id=run_id, top1=trial.user_attrs.get("top1"), **row)
             raise
         trial.set_user_attr("run_id", run_id)
         trial.set_user_attr("top1", top1)
