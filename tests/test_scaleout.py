@@ -120,7 +120,9 @@ def test_three_workers_share_one_study_on_postgres(postgres, tmp_path, monkeypat
 def test_killed_worker_trial_is_failed_then_retried_once(postgres, tmp_path, monkeypatch, capsys):
     space = _space(tmp_path)
     common = ["--study", "killed", "--storage", postgres, "--db", postgres]
-    victim = _worker(["search", *TINY, "--space", str(space), "--trials", "3", "--epochs", "2", "--train-limit",
+    # 4 epochs: the kill comes one epoch into a run, with three still to train, so the run cannot finish
+    # between the look at the trials and the signal (with 2 epochs it once did, and the run read "completed").
+    victim = _worker(["search", *TINY, "--space", str(space), "--trials", "3", "--epochs", "4", "--train-limit",
                       "160", "--seed", "4", "--heartbeat", "1", "--grace", "3", *common], tmp_path / "victim")
     deadline = time.time() + 240
     try:
