@@ -31,11 +31,10 @@ import torch.nn.functional as F
 
 from bnextbench.allocator import keep_freed_memory
 from bnextbench.complexity import count_model
-from bnextbench.deploy import serialize, set_threads
+from bnextbench.deploy import kernels, serialize, set_threads
 from bnextbench.deploy.engine import assemble
 from bnextbench.deploy.fileformat import decode
 from bnextbench.deploy.layers import PackedBinaryConv2d, _packed_input, pack_weight_signs
-from bnextbench.deploy import kernels
 from bnextbench.models import create_model
 from bnextbench.nn import binary_sign
 from bnextbench.train.recipe import set_tau

@@ -239,15 +239,25 @@ def _class_folders(root: Path) -> dict[str, list[Path]]:
     return listed
 
 
-def open_rgb(path: Path, error: type[DataError] = DataError):
-    """One image file decoded as an RGB PIL image; a file that is no image is an ``error`` naming it."""
+def decode_image(path: Path, error: type[BnextbenchError] = DataError):
+    """One image file decoded as a PIL image in its own mode; a file that is no image, or one with more pixels than
+    PIL decodes safely (its decompression-bomb limit), is an ``error`` naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            image.load()
+            return image
+    except Image.DecompressionBombError:
+        raise error(f"cannot decode image {path}: more pixels than PIL decodes safely (twice its limit of "
+                    f"{Image.MAX_IMAGE_PIXELS})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:  # SyntaxError: PIL's bad headers
         raise error(f"cannot decode image {path}: {exc.__class__.__name__}") from None
+
+
+def open_rgb(path: Path, error: type[BnextbenchError] = DataError):
+    """One image file decoded as an RGB PIL image; a file that is no image is an ``error`` naming it."""
+    return decode_image(path, error).convert("RGB")
 
 
 def _decode_image(path: Path) -> torch.Tensor:

@@ -185,10 +185,16 @@ def test_train_checkpoint_round_trip(trained, run_cli, monkeypatch):
     assert code == 0, err
     exported = json.loads(out)
     assert exported["bytes"] == (trained / "m.safetensors").stat().st_size
-    assert sum(part["bytes"] for part in exported["parts"][:-1]) == exported["bytes"]
-    assert exported["parts"][-1]["part"] == "file" and exported["counter"]["size_mib"] > 0
-    # The engine's logits equal the checkpoint's model's on the test images.
+    # The binary weights take one bit each, padded to whole 64-bit words per output channel and tap.
     model, payload = load_checkpoint_model(trained / "run" / "last.pt")
+    binary = [m for m in model.modules() if isinstance(m, QuantConv2d) and is_binary(m)]
+    packed_bytes = sum(m.kernel_size[0] ** 2 * -(-m.in_channels // 64) * m.out_channels * 8 for m in binary)
+    parts = {part["part"]: part for part in exported["parts"]}
+    assert parts["binary weights (1 bit each)"]["bytes"] == packed_bytes
+    assert parts["binary weights (1 bit each)"]["tensors"] == len(binary) == exported["layers"]["binary-conv"]
+    header_length = int.from_bytes((trained / "m.safetensors").read_bytes()[:8], "little")  # safetensors' prefix
+    assert parts["header and metadata"]["bytes"] == 8 + header_length
+    # The engine's logits equal the checkpoint's model's on the test images.
     packed = load_packed(trained / "m.safetensors")
     assert packed.classes == payload["classes"] and packed.resolution == 16
     from bnextbench.data import normalize, open_data
@@ -320,6 +326,11 @@ def test_damaged_and_foreign_files_are_refused(packed_file, tmp_path, run_cli):
     first_conv = next(name for name, entry in decode(packed_file)[1]["layers"].items() if entry["kind"] == "binary-conv")
     misplaced = rewritten(packed_file, tmp_path, "misplaced.safetensors", lambda m: {
         **m, "layers": {**m["layers"], first_conv: {**m["layers"][first_conv], "stride": 2}}})
+    tensors, metadata = decode(packed_file)  # a float64 threshold: the kernels compare float32 only
+    retyped = tmp_path / "retyped.safetensors"
+    retyped.write_bytes(encode({**tensors, f"{first_conv}.threshold": tensors[f"{first_conv}.threshold"].double()},
+                               metadata))
+    retyped = str(retyped)
     image = tmp_path / "digit.png"
     Image.new("RGB", (16, 16)).save(image)
     db = tmp_path / "r.db"
@@ -331,6 +342,7 @@ def test_damaged_and_foreign_files_are_refused(packed_file, tmp_path, run_cli):
         (("infer", newer, str(image)), "format 'bnextbench-packed/9'; this bnextbench reads bnextbench-packed/1"),
         (("infer", unknown, str(image)), "kind 'ternary-conv', which this engine cannot run"),
         (("infer", misplaced, str(image)), f"layer {first_conv} of the file"),
+        (("infer", retyped, str(image)), f"of another dtype (first '{first_conv}.threshold')"),
         (("evaluate", str(truncated), "--db", str(db)), "do not match the recorded SHA-256"),
         (("evaluate", str(packed_file), "--device", "cuda", "--db", str(db)), "runs on the CPU only"),
         (("profile", str(altered)), "do not match the recorded SHA-256"),
@@ -350,7 +362,7 @@ def test_images_the_model_cannot_take_are_refused(packed_file, tmp_path, run_cli
         ("wide.png", "is 20x16 px; the model takes 16x16 (--resize resizes and centre-crops)"),
         ("gray.png", "has 1 channel (mode L); the model takes 3 (RGB)"),
         ("rgba.png", "has 4 channels (mode RGBA); the model takes 3 (RGB)"),
-        ("text.png", "cannot read image"),
+        ("text.png", "cannot decode image"),
         ("missing.png", "image not found"),
     ]:
         assert_refused(run_cli, ("infer", str(packed_file), str(tmp_path / image)), fragment, [])
@@ -362,7 +374,7 @@ def test_images_the_model_cannot_take_are_refused(packed_file, tmp_path, run_cli
                              "--format", "json")
     assert code == 0 and len(json.loads(out)) == 1, err
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 320 px: over twice the limit, a decompression bomb
-    assert_refused(run_cli, ("infer", str(packed_file), str(tmp_path / "wide.png")), "decompression bomb limit", [])
+    assert_refused(run_cli, ("infer", str(packed_file), str(tmp_path / "wide.png")), "more pixels than PIL decodes safely", [])
 
 
 def test_export_refuses_what_it_cannot_write(trained, tmp_path, run_cli):

@@ -104,16 +104,9 @@ def assemble(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], where: 
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise DeployError(f"{where}: cannot rebuild the model its metadata describes: {brief(str(exc))}") from None
-    missing = [name for name in model.state_dict() if name not in tensors]
-    unexpected = [name for name in tensors if name not in model.state_dict()]
-    if missing or unexpected:
-        raise DeployError(f"{where}: tensors do not fit the model: {len(missing)} missing"
-                          f"{f' (first {missing[0]})' if missing else ''}, {len(unexpected)} unexpected"
-                          f"{f' (first {unexpected[0]})' if unexpected else ''}")
-    try:
-        model.load_state_dict(tensors, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise DeployError(f"{where}: tensors do not fit the model: {brief(str(exc).splitlines()[-1])}") from None
+    from ..train.loop import load_weights
+
+    load_weights(model, tensors, where, assign=True)
     still_meta = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
     if still_meta:
         raise DeployError(f"{where}: the file leaves {len(still_meta)} tensors unset (first {still_meta[0]})")
@@ -139,19 +132,12 @@ def set_threads(count: int) -> None:
 def read_image(path: str | Path, resolution: int, resize: bool) -> torch.Tensor:
     """An image file as a uint8 (3, R, R) tensor: RGB (palette images through their colours) at exactly R x R,
     or, with ``resize``, its shorter side resized to R / 0.95 and centre-cropped (the evaluation crop)."""
-    from PIL import Image, UnidentifiedImageError
+    from ..data import decode_image
 
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except FileNotFoundError:
-        raise DeployError(f"image not found: {path}") from None
-    except Image.DecompressionBombError:
-        raise DeployError(f"cannot read image {path}: more pixels than PIL decodes safely (its decompression bomb "
-                          f"limit, {Image.MAX_IMAGE_PIXELS} x 2)") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DeployError(f"cannot read image {path}: {brief(str(exc))}") from None
+    if not path.is_file():
+        raise DeployError(f"image not found: {path}")
+    image = decode_image(path, DeployError)
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     bands = image.getbands()

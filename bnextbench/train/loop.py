@@ -650,25 +650,28 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # arguments the constructor does not take
         raise BnextbenchError(f"{path}: cannot build {description['model']} from the recorded arguments: "
                               f"{brief(str(exc))}") from None
-    _load_weights(model, state, f"{path} ({description['model']})")
+    load_weights(model, state, f"{path} ({description['model']})")
     return model, payload
 
 
-def _load_weights(model: nn.Module, state: Any, where: str) -> None:
-    """``model.load_state_dict(state)`` once every tensor is known to fit; else how many are missing, unexpected
-    or of another shape, with the first name of each."""
+def load_weights(model: nn.Module, state: Any, where: str, assign: bool = False) -> None:
+    """``model.load_state_dict(state, assign=assign)`` once every tensor is known to fit; else how many are missing,
+    unexpected or of another shape, with the first name of each. Tensors that are ``assign``-ed (in place of a
+    model built on the meta device) are kept as they are, so they must also have the model's dtypes."""
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BnextbenchError(f"{where} holds no state_dict of tensors")
     expected = model.state_dict()
+    fitting = [name for name in expected if name in state]
     misfits = {
         "missing": [name for name in expected if name not in state],
         "unexpected": [name for name in state if name not in expected],
-        "of another shape": [name for name in expected if name in state and state[name].shape != expected[name].shape],
+        "of another shape": [name for name in fitting if state[name].shape != expected[name].shape],
+        "of another dtype": [name for name in fitting if assign and state[name].dtype != expected[name].dtype],
     }
     found = [f"{len(names)} {what} (first {brief(names[0])})" for what, names in misfits.items() if names]
     if found:
         raise BnextbenchError(f"{where}: the weights do not fit the model: {'; '.join(found)}")
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=assign)
 
 
 def checkpoint_description(payload: dict[str, Any]) -> dict[str, Any]:
